@@ -1,0 +1,16 @@
+"""snnlib: spiking neural networks with the RCS regulariser and the Top-K cutoff.
+
+An exact, tested re-implementation of Wu, Jin, Yu, Yi, Huang, *Optimising Event-Driven
+Spiking Neural Network with Regularisation and Cutoff* (arXiv 2301.09522; Frontiers in
+Neuroscience 2025).
+
+Conventions, stated once: **time comes first**. Sequences are ``[T, B, ...]``; per-timestep
+network outputs are ``[T, B, K]``; the cutoff and metrics work on *cumulative* outputs
+``Y(t) = Σ_{τ≤t} o_τ`` of shape ``[T, N, K]``; timesteps reported to users are 1-based.
+
+Modules: ``neurons`` (LIF/IF), ``qcfs`` and ``convert`` (ANN->SNN), ``layers`` (time
+folding, TEBN), ``losses`` (mean CE, TET), ``regularisers`` (RCS), ``cutoff`` (stopping
+rules), ``metrics``.
+"""
+
+__version__ = "0.1.0"

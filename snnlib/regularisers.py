@@ -1,0 +1,112 @@
+"""The RCS regulariser: make a layer's early responses look like its late ones.
+
+**SNN version** (method-spec 1.5), for spiking layer ``l`` and sample ``n``, with spikes
+``s_t`` and post-reset membrane ``v_t``::
+
+    r_t     = s_t + ReLU(v_t / θ)
+    k       = floor(ρ·T)   (all T steps if k == 0)
+    r_d     = stopgrad( mean of r_t over the last k steps )
+    c_t     = <r_t, r_d> / ( sqrt(||r_t||² + 1e-5) · sqrt(||r_d||² + 1e-5) )
+    R^l(n)  = 1 / ( mean_t c_t + 1e-5 )
+
+**ANN version** for QCFS training, on the pre-activation ``z`` of each QCFS layer::
+
+    R^l(n)  = max_{batch}(ReLU(z)) / sqrt( mean(ReLU(z_n)²) + 1e-5 )
+
+**Mask and worst-case aggregation**: only samples whose per-timestep output ``o_t`` (not
+cumulative) is correct on each of the last ``k_m = floor(ρ_m·T)`` steps (all steps if 0)
+count, and ``R = mean_l max_n ( m(n) · R^l(n) )``. The total objective is
+``L_task + α·R``.
+
+Deviation from the official code, on purpose: the official reference window is fixed at 0.3
+and ignores its config key; here ``rho`` (reference window) and ``mask_rho`` (mask window)
+are both parameters, with the official values as defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from snnlib.neurons import Collector
+
+EPS = 1e-5
+
+
+def window(T: int, rho: float) -> int:
+    """``floor(ρ·T)``, or ``T`` when that is 0 (the official slicing ``x[-0:]`` keeps all)."""
+    k = math.floor(rho * T)
+    return k if k > 0 else T
+
+
+def rcs_snn(spikes: Tensor, membrane: Tensor, threshold: Tensor | float, rho: float = 0.3):
+    """Per-sample inverse mean cosine ``R^l(n)`` ``[B]`` of one spiking layer ``[T, B, ...]``."""
+    if spikes.shape != membrane.shape or spikes.dim() < 2:
+        raise ValueError(
+            f"spikes and membrane must share shape [T, B, ...]; got {tuple(spikes.shape)} "
+            f"and {tuple(membrane.shape)}"
+        )
+    r = (spikes + torch.relu(membrane / threshold)).flatten(2)  # [T, B, F]
+    k = window(r.shape[0], rho)
+    ref = r[-k:].mean(0).detach()  # [B, F]
+    dot = (r * ref).sum(-1)  # [T, B]
+    norms = torch.sqrt((r * r).sum(-1) + EPS) * torch.sqrt((ref * ref).sum(-1) + EPS)
+    return 1.0 / ((dot / norms).mean(0) + EPS)
+
+
+def rcs_ann(preactivation: Tensor) -> Tensor:
+    """Per-sample max/RMS ratio ``R^l(n)`` ``[B]`` of one QCFS layer's input ``[T, B, ...]``.
+
+    The ANN is trained with ``T = 1``, which is the spec's formula; for ``T > 1`` the RMS of a
+    sample runs over its timesteps and features, and the max over the whole tensor.
+    """
+    if preactivation.dim() < 2:
+        raise ValueError(f"preactivation must be [T, B, ...]; got {tuple(preactivation.shape)}")
+    z = torch.relu(preactivation).transpose(0, 1).flatten(1)  # [B, T*F]
+    return z.max() / torch.sqrt((z * z).mean(-1) + EPS)
+
+
+def correct_mask(outputs: Tensor, labels: Tensor, mask_rho: float = 0.3) -> Tensor:
+    """``m(n)``: 1 where ``argmax o_t = y`` on each of the last ``k_m`` steps (detached)."""
+    k = window(outputs.shape[0], mask_rho)
+    return (outputs[-k:].detach().argmax(-1) == labels).all(0).to(outputs.dtype)
+
+
+def aggregate(per_layer: list[Tensor], mask: Tensor) -> Tensor:
+    """``mean_l max_n ( m(n) · R^l(n) )``."""
+    return torch.stack([(mask * r).max() for r in per_layer]).mean()
+
+
+@dataclass(frozen=True)
+class RCS:
+    """The regulariser with its weight: ``alpha * R`` from a forward call's collector.
+
+    ``rho``: reference window (fraction of T); ``mask_rho``: mask window (fraction of T).
+    """
+
+    alpha: float = 0.0
+    rho: float = 0.3
+    mask_rho: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha={self.alpha!r} must be >= 0 (0 turns the regulariser off)")
+        for name in ("rho", "mask_rho"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ValueError(f"{name}={value!r} must lie in (0, 1]")
+
+    def value(self, collector: Collector, outputs: Tensor, labels: Tensor) -> Tensor:
+        """``R`` for one batch: ``outputs`` ``[T, B, K]`` per-step, ``labels`` ``[B]``."""
+        per_layer = []
+        for rec in collector.records:
+            if rec.spikes is not None:
+                per_layer.append(rcs_snn(rec.spikes, rec.membrane, rec.threshold, self.rho))
+            elif rec.preactivation is not None:
+                per_layer.append(rcs_ann(rec.preactivation))
+        if not per_layer:
+            raise ValueError("the collector holds no spiking or QCFS layer records")
+        return aggregate(per_layer, correct_mask(outputs, labels, self.mask_rho))

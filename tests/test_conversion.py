@@ -1,0 +1,109 @@
+"""QCFS activation and ANN -> SNN conversion."""
+
+import pytest
+import torch
+from torch import nn
+
+from snnlib.convert import convert
+from snnlib.layers import Folded, Sequential
+from snnlib.neurons import LIF, RunState
+from snnlib.qcfs import QCFS, qcfs
+
+
+def test_qcfs_values_by_hand():
+    act = QCFS(levels=4, lam=2.0)
+    x = torch.tensor([-1.0, 0.2, 0.3, 0.8, 1.9, 5.0])
+    # L·x/λ + 1/2 = 2x + .5 -> floor: 0, 0 (0.9), 1 (1.1), 2 (2.1), 4 (4.3) -> clip at 4
+    assert act(x).tolist() == pytest.approx([0.0, 0.0, 0.5, 1.0, 2.0, 2.0])
+
+
+def test_qcfs_straight_through_gradient():
+    lam = torch.tensor(2.0)
+    x = torch.tensor([-1.0, 0.3, 0.8, 5.0], requires_grad=True)
+    qcfs(x, lam, 4).sum().backward()
+    # ReLU kills x<0; floor passes 1 through; the clip stops x above λ
+    assert x.grad.tolist() == pytest.approx([0.0, 1.0, 1.0, 0.0])
+
+
+def test_qcfs_bad_levels():
+    with pytest.raises(ValueError, match="levels=0"):
+        QCFS(levels=0)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 4, 8, 16])
+def test_if_neuron_reproduces_qcfs_after_L_steps(levels):
+    """The QCFS shift result: v0 = θ/2, T = L steps, constant input -> rate == QCFS output."""
+    torch.manual_seed(levels)
+    act = QCFS(levels=levels, lam=1.7)
+    x = torch.rand(4096) * 2.6 - 0.4  # below 0, inside [0, λ] and above λ
+    snn, _ = convert(Sequential(act))
+    out = snn(x.expand(levels, -1)).sum(0) / levels
+    assert torch.allclose(out, act(x), atol=1e-5)
+
+
+def small_qcfs_net(levels=4):
+    return Sequential(
+        Folded(nn.Linear(10, 32)),
+        Folded(nn.BatchNorm1d(32)),
+        QCFS(levels),
+        Sequential(Folded(nn.Linear(32, 32)), QCFS(levels)),
+        Folded(nn.Linear(32, 3)),
+    )
+
+
+def test_conversion_replaces_every_qcfs_by_type():
+    ann = small_qcfs_net()
+    snn, report = convert(ann)
+    lifs = [m for m in snn.modules() if isinstance(m, LIF)]
+    assert len(lifs) == len(report) == 2
+    assert [r.path for r in report] == ["2", "3.1"]
+    assert not any(isinstance(m, QCFS) for m in snn.modules())
+    assert sum(isinstance(m, QCFS) for m in ann.modules()) == 2  # the ANN is untouched
+    for lif, q in zip(lifs, [m for m in ann.modules() if isinstance(m, QCFS)], strict=True):
+        assert lif.threshold.item() == q.lam.item()
+        assert lif.params.v_init == pytest.approx(q.lam.item() / 2)
+        assert lif.params.decay == 1.0 and lif.params.reset == "soft"
+        assert lif.params.weighted_output
+    assert not snn.training
+
+
+def test_conversion_names_unconvertible_modules():
+    net = Sequential(Folded(nn.Linear(3, 3)), QCFS(), nn.Sequential(nn.ReLU()))
+    with pytest.raises(ValueError, match=r"2\.0 \(ReLU\)"):
+        convert(net)
+
+
+def test_conversion_without_qcfs_is_an_error():
+    with pytest.raises(ValueError, match="nothing to convert"):
+        convert(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_converted_snn_agrees_more_with_ann_as_T_grows():
+    torch.manual_seed(0)
+    centers = torch.randn(3, 10) * 2
+    y = torch.randint(0, 3, (1200,))
+    x = centers[y] + torch.randn(1200, 10)
+    ann = small_qcfs_net(levels=4)
+    opt = torch.optim.SGD(ann.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(150):
+        idx = torch.randint(0, 1000, (100,))
+        loss = nn.functional.cross_entropy(ann(x[idx].unsqueeze(0))[0], y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ann.eval()
+    xt, yt = x[1000:], y[1000:]
+    ann_pred = ann(xt.unsqueeze(0))[0].argmax(-1)
+    assert (ann_pred == yt).float().mean() > 0.8
+    snn, _ = convert(ann)
+    with torch.no_grad():
+        cum = snn(xt.expand(32, -1, -1)).cumsum(0)  # [T, N, K]
+    agreement = (cum.argmax(-1) == ann_pred).float().mean(-1)
+    assert agreement[-1] > agreement[0]
+    assert agreement[-1] >= 0.97
+    assert agreement[[3, 7, 15, 31]].diff().min() >= -0.01  # rises, up to noise
+    # streaming the same SNN step by step gives the same cumulative outputs
+    state = RunState()
+    with torch.no_grad():
+        steps = torch.cat([snn(xt.unsqueeze(0), state) for _ in range(32)]).cumsum(0)
+    assert torch.equal(steps, cum)

@@ -1,0 +1,104 @@
+"""RCS regulariser: hand computations on tiny tensors (method-spec 1.5)."""
+
+import math
+
+import pytest
+import torch
+
+from snnlib.neurons import LIF, Collector
+from snnlib.qcfs import QCFS
+from snnlib.regularisers import RCS, aggregate, correct_mask, rcs_ann, rcs_snn, window
+
+
+def cos_eps(a, b):
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(x * x for x in a) + 1e-5)
+    nb = math.sqrt(sum(x * x for x in b) + 1e-5)
+    return dot / (na * nb)
+
+
+def test_window_rule():
+    assert [window(T, 0.3) for T in (1, 2, 4, 6, 10, 16)] == [1, 2, 1, 1, 3, 4]
+
+
+def test_rcs_snn_by_hand():
+    spikes = [[0, 0], [1, 0], [1, 0], [0, 1]]
+    membrane = [[0.5, 0.2], [0.0, 0.4], [0.0, 1.6], [-0.3, 0.0]]
+    theta = 2.0
+    r = [
+        [s + max(v / theta, 0.0) for s, v in zip(ss, vv, strict=True)]
+        for ss, vv in zip(spikes, membrane, strict=True)
+    ]
+    ref = [(r[2][i] + r[3][i]) / 2 for i in range(2)]  # rho=0.5, T=4 -> last 2 steps
+    expected = 1.0 / (sum(cos_eps(rt, ref) for rt in r) / 4 + 1e-5)
+    s = torch.tensor(spikes, dtype=torch.float32).view(4, 1, 2)
+    v = torch.tensor(membrane).view(4, 1, 2)
+    assert rcs_snn(s, v, theta, rho=0.5).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_rcs_snn_reference_is_stop_grad_and_silent_layer():
+    s = torch.zeros(3, 2, 4)
+    v = torch.rand(3, 2, 4, requires_grad=True)
+    rcs_snn(s, v, 1.0).sum().backward()
+    assert v.grad is not None
+    silent = rcs_snn(torch.zeros(3, 1, 4), torch.zeros(3, 1, 4), 1.0)
+    assert silent.item() == pytest.approx(1e5)
+
+
+def test_rcs_ann_by_hand():
+    z = torch.tensor([[1.0, -2.0, 3.0], [0.5, 0.5, -1.0]])
+    m = 3.0
+    sig0 = math.sqrt((1 + 9) / 3 + 1e-5)
+    sig1 = math.sqrt((0.25 + 0.25) / 3 + 1e-5)
+    assert rcs_ann(z.unsqueeze(0)).tolist() == pytest.approx([m / sig0, m / sig1])
+
+
+def test_mask_uses_last_window_of_per_step_outputs():
+    o = torch.tensor(
+        [
+            [[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]],
+            [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]],
+            [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]],
+        ]
+    )  # [T=3, B=3, K=2]
+    y = torch.tensor([0, 0, 0])
+    assert correct_mask(o, y, mask_rho=0.67).tolist() == [1.0, 1.0, 0.0]  # last 2 steps
+    assert correct_mask(o, y, mask_rho=0.1).tolist() == [0.0, 1.0, 0.0]  # k=0 -> all steps
+
+
+def test_aggregate_mean_over_layers_of_masked_max():
+    layers = [torch.tensor([1.0, 5.0, 2.0]), torch.tensor([4.0, 9.0, 3.0])]
+    mask = torch.tensor([1.0, 0.0, 1.0])
+    assert aggregate(layers, mask).item() == pytest.approx((2.0 + 4.0) / 2)
+
+
+def test_rcs_from_collector_runs_and_backpropagates():
+    torch.manual_seed(0)
+    w = torch.randn(5, 6, requires_grad=True)
+    x = torch.rand(4, 3, 5)
+    col = Collector()
+    h = LIF()(x @ w, collector=col)
+    q = QCFS()(x @ w, collector=col)
+    out = (h + q)[..., :2]
+    y = out.sum(0).argmax(-1)  # every sample correct -> all count
+    value = RCS(alpha=0.1).value(col, out, y)
+    value.backward()
+    assert value.item() > 0 and w.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"alpha": -0.1}, "alpha=-0.1"),
+        ({"rho": 0.0}, r"rho=0.0.*\(0, 1\]"),
+        ({"mask_rho": 1.5}, "mask_rho=1.5"),
+    ],
+)
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RCS(**kwargs)
+
+
+def test_empty_collector_is_an_error():
+    with pytest.raises(ValueError, match="no spiking or QCFS"):
+        RCS().value(Collector(), torch.zeros(2, 1, 2), torch.tensor([0]))
