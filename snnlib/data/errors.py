@@ -1,0 +1,62 @@
+"""The data layer's errors and the checks of user options that raise them.
+
+Every error says what went wrong, where, and how to fix it: a missing dataset names the folder
+that was looked in, the exact layout expected there and how to download it; a corrupt sample
+names its file; a bad option names the argument, its value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+SPLITS = ("train", "calib", "test")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not where they were looked for (raised when it is constructed)."""
+
+
+class CorruptSampleError(ValueError):
+    """A sample (or a dataset's files) could not be decoded; the message names the file."""
+
+
+def not_found(
+    name: str, folder: Path, layout: Iterable[str], download: str, problem: str = ""
+) -> DatasetNotFoundError:
+    """Build the error for a missing or wrong ``root``: dataset, folder, layout, download hint.
+
+    ``layout`` holds the expected file paths (absolute, with ``<placeholders>``); ``download``
+    says how to get the data (the option and the URL). The message ends by naming ``root=``.
+    """
+    lines = [f"{name}: dataset not found in '{folder}'" + (f" ({problem})" if problem else "")]
+    lines.append("Expected layout:")
+    lines.extend(f"  {line}" for line in layout)
+    lines.append(download)
+    lines.append("Set root= (or $SNNLIB_DATA) to the folder that holds it.")
+    return DatasetNotFoundError("\n".join(lines))
+
+
+def check_split(split: str) -> str:
+    """Return ``split`` if it is one of :data:`SPLITS`, else raise ValueError."""
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} is not allowed; use one of {SPLITS}")
+    return split
+
+
+def check_T(T: int | None, default: int | None) -> int | None:
+    """Return ``T`` (or ``default`` when None) after checking it is an integer >= 1."""
+    if T is None:
+        return default
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T={T!r} is not allowed; T must be an integer >= 1 (number of frames)")
+    return T
+
+
+def check_augment(augment: bool | None, split: str) -> bool:
+    """Resolve ``augment``: None means training augmentation on split 'train' only."""
+    if augment is None:
+        return split == "train"
+    if not isinstance(augment, bool):
+        raise ValueError(f"augment={augment!r} is not allowed; use None, True or False")
+    return augment

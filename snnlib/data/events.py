@@ -1,0 +1,297 @@
+"""Recorded event datasets read with tonic, turned into T count frames and cached on disk.
+
+| name           | tonic class (folder under root) | frame (W, H) | window (from first event)  |
+|----------------|---------------------------------|--------------|----------------------------|
+| nmnist         | ``NMNIST``                      | 34 x 34      | whole recording (~300 ms)  |
+| cifar10-dvs    | ``CIFAR10DVS``                  | 128 x 128    | 0.1 s to 1.2 s (spec 2.4)  |
+| ncaltech101    | ``NCALTECH101``                 | 240 x 180    | whole recording (~300 ms)  |
+| dvs128-gesture | ``DVSGesture``                  | 128 x 128    | 0 to 1.3 s (spec 2.4)      |
+
+N-Caltech101 recordings (shifted by tonic to start at x = y = 0) are cropped to 240x180, the
+frame implied by the paper's model; events beyond it are dropped.
+
+tonic's own existence check wants the complete download (the archive file and e.g. 10,000
+N-MNIST files). The subclasses here keep tonic's class names (tonic looks in
+``<root>/<ClassName>/``) and skip that check once snnlib has found the expected layout, so
+partial copies load; nothing in tonic is patched globally. Without the layout, ``download=True``
+hands over to tonic's own download; ``download=False`` raises :class:`DatasetNotFoundError`.
+
+Frames are cached per sample with tonic's ``DiskCachedDataset`` (HDF5) under
+``<cache_dir>/<name>/<part>-T<T>-<fingerprint of the file list>/``, so an epoch reads events
+only once; the training translation is applied after the cache. Nothing is written into the
+dataset folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tonic
+import torch
+from tonic.download_utils import extract_archive
+from torch.utils.data import Dataset
+
+from snnlib.data.errors import CorruptSampleError, not_found
+from snnlib.data.framing import RandomTranslate, Window, to_frames
+from snnlib.data.registry import info
+from snnlib.data.splits import NCALTECH101_CLASSES, carve_calib, file_rule_split
+
+CACHE_VERSION = 1  # bump when the framing changes, so old caches are not reused
+
+
+class _LocalFiles:
+    """Mixin for tonic datasets: trust a folder snnlib has checked; canonical sample order."""
+
+    def __init__(self, save_to: str, *, local_only: bool, **kwargs):
+        self._local_only = local_only
+        super().__init__(save_to, **kwargs)
+        # os.walk order is not defined (tonic sorts some folders only): sort by path
+        order = sorted(range(len(self.data)), key=self.data.__getitem__)
+        for attr in ("data", "targets", "users", "lighting"):
+            if hasattr(self, attr):
+                values = getattr(self, attr)
+                setattr(self, attr, [values[i] for i in order])
+
+    def _check_exists(self) -> bool:
+        return self._local_only or super()._check_exists()
+
+
+class NMNIST(_LocalFiles, tonic.datasets.NMNIST):
+    """tonic's NMNIST (same class name, so same folder) that accepts a partial copy."""
+
+
+class CIFAR10DVS(_LocalFiles, tonic.datasets.CIFAR10DVS):
+    """tonic's CIFAR10DVS (AEDAT4, read with the ``aedat`` package) accepting a partial copy."""
+
+
+class NCALTECH101(_LocalFiles, tonic.datasets.NCALTECH101):
+    """tonic's NCALTECH101 accepting a partial copy, restricted to ``Caltech101/``."""
+
+    def __init__(self, save_to: str, *, local_only: bool, **kwargs):
+        super().__init__(save_to, local_only=local_only, **kwargs)
+        # tonic's base class resets folder_name to "", so tonic walks all of NCALTECH101/ and
+        # would take annotation files (Caltech101_annotations/<class>/*.bin) for recordings
+        self.folder_name = "Caltech101"
+        keep = [i for i, p in enumerate(self.data) if Path(p).parent.parent.name == "Caltech101"]
+        self.data = [self.data[i] for i in keep]
+        self.targets = [self.targets[i] for i in keep]
+
+
+class DVSGesture(_LocalFiles, tonic.datasets.DVSGesture):
+    """tonic's DVSGesture (its preprocessed ``.npy`` release) accepting a partial copy."""
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """How one recorded event dataset is found, framed and split."""
+
+    tonic_cls: type
+    parts: dict  # split part -> (sub-folder of the tonic folder, tonic kwargs)
+    pattern: str  # glob of sample files inside a part's folder
+    window: Window
+    max_shift: int  # training translation in px (spec 2.4)
+    drop_outside: bool
+    layout: tuple[str, ...]  # relative to root
+    download: str
+
+
+SOURCES = {
+    "nmnist": EventSource(
+        NMNIST,
+        {"train": ("Train", {"train": True}), "test": ("Test", {"train": False})},
+        "*/*.bin",
+        Window(),
+        max_shift=0,  # no augmentation for N-MNIST (not a paper dataset)
+        drop_outside=False,
+        layout=("NMNIST/Train/<digit 0-9>/<id>.bin", "NMNIST/Test/<digit 0-9>/<id>.bin"),
+        download="Pass download=True to fetch train.zip / test.zip with tonic "
+        f"(from {tonic.datasets.NMNIST.train_url} and {tonic.datasets.NMNIST.test_url}).",
+    ),
+    "cifar10-dvs": EventSource(
+        CIFAR10DVS,
+        {"all": ("", {})},
+        "*/*.aedat4",
+        Window(start_us=100_000, duration_us=1_100_000),
+        max_shift=25,
+        drop_outside=False,
+        layout=("CIFAR10DVS/<class: airplane ... truck>/cifar10_<class>_<n>.aedat4",),
+        download="Pass download=True to fetch CIFAR10DVS.zip with tonic "
+        f"(from {tonic.datasets.CIFAR10DVS.url}); reading needs `pip install aedat`.",
+    ),
+    "ncaltech101": EventSource(
+        NCALTECH101,
+        {"all": ("Caltech101", {})},
+        "*/*.bin",
+        Window(),
+        max_shift=25,
+        drop_outside=True,
+        layout=("NCALTECH101/Caltech101/<class, e.g. airplanes>/image_<nnnn>.bin",),
+        download="Pass download=True to fetch N-Caltech101-archive.zip with tonic "
+        f"(from {tonic.datasets.NCALTECH101.url}; snnlib unpacks the inner Caltech101.zip).",
+    ),
+    "dvs128-gesture": EventSource(
+        DVSGesture,
+        {
+            "train": ("ibmGestureTrain", {"train": True}),
+            "test": ("ibmGestureTest", {"train": False}),
+        },
+        "*/*.npy",
+        Window(start_us=0, duration_us=1_300_000),
+        max_shift=25,
+        drop_outside=False,
+        layout=(
+            "DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label 0-10>.npy",
+            "DVSGesture/ibmGestureTest/user<NN>_<lighting>/<label 0-10>.npy",
+        ),
+        download="Pass download=True to fetch tonic's preprocessed ibmGestureTrain.tar.gz / "
+        f"ibmGestureTest.tar.gz (from {tonic.datasets.DVSGesture.train_url} and "
+        f"{tonic.datasets.DVSGesture.test_url}).",
+    ),
+}
+
+
+def _part_of(name: str, split: str) -> str:
+    parts = SOURCES[name].parts
+    return "all" if "all" in parts else ("test" if split == "test" else "train")
+
+
+def open_source(name: str, part: str, root: Path, download: bool):
+    """The tonic dataset of one part, after checking its folder (or downloading it)."""
+    src = SOURCES[name]
+    if name == "cifar10-dvs" and importlib.util.find_spec("aedat") is None:
+        # tonic imports it only when the first sample is read; fail before training instead
+        raise ModuleNotFoundError(
+            "cifar10-dvs: tonic reads its AEDAT4 files with the `aedat` package, which is not "
+            "installed: pip install aedat"
+        )
+    sub, kwargs = src.parts[part]
+    base = root / src.tonic_cls.__name__
+    folder = base / sub if sub else base
+    present = folder.is_dir() and next(folder.glob(src.pattern), None) is not None
+    if not present and not download:
+        problem = "no sample files" if folder.is_dir() else "folder missing"
+        if name == "ncaltech101" and (base / "Caltech101.zip").is_file():
+            problem = f"Caltech101.zip in {base} is not unpacked; unpack it there"
+        layout = [str(root / line) for line in src.layout]
+        raise not_found(name, folder, layout, src.download, problem)
+    if not present:
+        src.tonic_cls(str(root), local_only=False, **kwargs)  # tonic downloads and extracts
+        inner = base / "Caltech101.zip"
+        if name == "ncaltech101" and inner.is_file() and not folder.is_dir():
+            extract_archive(str(inner))  # tonic extracts only the outer archive
+    return src.tonic_cls(str(root), local_only=True, **kwargs)
+
+
+def _labels(name: str, source) -> list[int]:
+    if name != "ncaltech101":
+        return [int(v) for v in source.targets]
+    index = {c: i for i, c in enumerate(NCALTECH101_CLASSES)}
+    unknown = sorted({t for t in source.targets if t not in index})
+    if unknown:
+        raise CorruptSampleError(
+            f"ncaltech101: unexpected class folders {unknown} in "
+            f"'{source.location_on_system}'; expected the 101 N-Caltech101 classes"
+        )
+    return [index[t] for t in source.targets]
+
+
+def _relpaths(source) -> list[str]:
+    base = Path(source.location_on_system, source.folder_name)
+    return [Path(p).relative_to(base).as_posix() for p in source.data]
+
+
+def part_positions(name: str, part: str, source) -> dict[str, list[int]]:
+    """Positions (in the sorted tonic dataset of ``part``) of each split it holds."""
+    keys = _relpaths(source)
+    if part == "all":
+        return file_rule_split(name, keys)
+    if part == "test":
+        return {"test": list(range(len(keys)))}
+    return carve_calib(keys, _labels(name, source), name)
+
+
+class FramedSource:
+    """Sample ``i`` of a tonic dataset as ``(int16 frames [T, 2, H, W], label)``.
+
+    Any failure to read or frame a file is re-raised as :class:`CorruptSampleError` naming it.
+    """
+
+    def __init__(self, name: str, source, T: int):
+        self.name, self.source, self.T = name, source, T
+        self.labels = _labels(name, source)
+        self.sensor_size = info(name).sensor_size
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        path = self.source.data[index]
+        src = SOURCES[self.name]
+        try:
+            events, _ = self.source[index]
+            frames = to_frames(events, self.sensor_size, self.T, src.window, src.drop_outside)
+        except Exception as err:  # any decoder error: the user needs the file, not the stack
+            raise CorruptSampleError(
+                f"{self.name}: cannot read sample {index} from '{path}': "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        return frames, self.labels[index]
+
+
+def _cache_path(name: str, part: str, T: int, source, cache_dir: Path) -> Path:
+    listing = "\n".join(f"{p}:{os.path.getsize(p)}" for p in source.data)
+    src = SOURCES[name]
+    tag = f"{CACHE_VERSION}|{src.window}|{info(name).sensor_size}|{listing}"
+    digest = hashlib.sha256(tag.encode()).hexdigest()[:16]
+    return cache_dir / name / f"{part}-T{T}-{digest}"
+
+
+class EventFrames(Dataset):
+    """One split of a recorded event dataset: ``(frames float32 [T, 2, H, W], label int)``.
+
+    ``paths[i]`` is the file of sample ``i``; ``targets[i]`` its label.
+    """
+
+    def __init__(self, framed, positions: list[int], augment: RandomTranslate | None):
+        self.framed, self.positions, self.augment = framed, list(positions), augment
+        base = framed.dataset if isinstance(framed, tonic.DiskCachedDataset) else framed
+        self.paths = [base.source.data[i] for i in self.positions]
+        self.targets = [base.labels[i] for i in self.positions]
+        self.sensor_size = base.sensor_size
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        frames, label = self.framed[self.positions[index]]
+        x = torch.from_numpy(np.asarray(frames)).float()
+        if self.augment is not None:
+            x = self.augment(x)
+        return x, int(label)
+
+
+def event_dataset(
+    name: str,
+    split: str,
+    *,
+    root: Path,
+    T: int,
+    download: bool,
+    augment: bool,
+    cache_dir: Path | None,
+) -> EventFrames:
+    """Split ``split`` of a recorded event dataset (see the module docstring)."""
+    part = _part_of(name, split)
+    source = open_source(name, part, root, download)
+    framed = FramedSource(name, source, T)
+    if cache_dir is not None:
+        path = _cache_path(name, part, T, source, cache_dir)
+        framed = tonic.DiskCachedDataset(framed, cache_path=str(path))
+    max_shift = SOURCES[name].max_shift
+    shift = RandomTranslate(max_shift) if augment and max_shift > 0 else None
+    return EventFrames(framed, part_positions(name, part, source)[split], shift)
