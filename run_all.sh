@@ -8,15 +8,23 @@ cd "$(dirname "$0")"
 
 usage() {
     cat <<'USAGE'
-Usage: ./run_all.sh [test] [--help]
+Usage: ./run_all.sh [test] [--profile NAME] [--data-root DIR] [--only PATTERN] [--force] [--help]
 
-  (no argument)  create/refresh the environment, then run the quick demo on embedded data
-  test           create/refresh the environment, then run ruff and the test suite
+  (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, <= 15 min)
+                     and every figure and table under results/quick/
+  test               set-up, then ruff, the notebook strip check and the test suite (CI)
+  --profile NAME     run configs/NAME.yaml instead (e.g. paper: needs the datasets, a GPU)
+  --data-root DIR    folder holding the paper datasets (see snnlib/data)
+  --only PATTERN     only runs whose run_id matches PATTERN (glob or substring)
+  --force            rerun finished runs (default: skip them; unfinished runs resume)
 
-Environment: uses the active virtual environment or conda environment when snnlib's
-dependencies are importable there; otherwise creates .venv with pip (Python >= 3.10,
-chosen by $PYTHON, default python3). Set-up is skipped on reruns unless pyproject.toml
-changed.
+Each run executes notebooks/10_train.ipynb through papermill; its executed copy is kept
+under results/<profile>/notebooks/ (ignored by git). A failing run does not stop the
+others; it is named at the end and the exit status is non-zero.
+
+Environment: uses the active virtual or conda environment when snnlib's dependencies are
+importable there; otherwise creates .venv with pip (Python >= 3.10, chosen by $PYTHON,
+default python3). Set-up is skipped on reruns unless pyproject.toml changed.
 USAGE
 }
 
@@ -49,21 +57,40 @@ setup() {
 }
 
 mode=run
-for arg in "$@"; do
-    case $arg in
+profile=quick
+grid_args=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
         test) mode=test ;;
+        --profile) profile=${2:?--profile needs a name}; shift ;;
+        --data-root) grid_args+=(--data-root "${2:?--data-root needs a folder}"); shift ;;
+        --only) grid_args+=(--only "${2:?--only needs a pattern}"); shift ;;
+        --force) grid_args+=(--force) ;;
         -h|--help) usage; exit 0 ;;
-        *) echo "error: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+        *) echo "error: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
+    shift
 done
+if [[ ! -f configs/$profile.yaml ]]; then
+    echo "error: --profile $profile: configs/$profile.yaml does not exist (have: $(ls configs | sed 's/.yaml//' | tr '\n' ' '))" >&2
+    exit 2
+fi
 
 setup
 case $mode in
     test)
         "$PY" -m ruff check snnlib tests benchmarks
+        shopt -s nullglob
+        notebooks=(notebooks/*.ipynb)
+        [[ ${#notebooks[@]} -eq 0 ]] || "$PY" -m nbstripout --verify "${notebooks[@]}"
         "$PY" -m pytest -q
         ;;
     run)
-        "$PY" -m snnlib demo
+        start=$(date +%s)
+        status=0
+        "$PY" -m snnlib grid "configs/$profile.yaml" "${grid_args[@]}" || status=$?
+        "$PY" -m snnlib figures "results/$profile" || status=$?
+        echo "[run_all] profile $profile finished in $(( $(date +%s) - start )) s (exit status $status)"
+        exit $status
         ;;
 esac

@@ -1,0 +1,273 @@
+"""Figures and tables from run records only (``results/<profile>/runs/*``).
+
+Nothing here trains or evaluates a network: every number comes from a finished run's
+``config.json``, ``per_timestep.csv``, ``cutoff.csv``, ``metrics.json`` and ``outputs.npz``.
+Seeds are aggregated as mean and standard deviation (bands in the figures).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from snnlib import cutoff, metrics
+from snnlib.records import atomic_write, finished_runs, load_outputs, load_run, write_csv
+
+GROUP = ["dataset", "method", "arch", "T", "alpha"]
+
+# The paper's headline claims (method-spec section 3: abstract, v4 and Frontiers).
+CLAIMS = (
+    ("cifar10", "fewer timesteps (T_max / avg) with Top-K", 1.76, 2.76),
+    ("cifar10-dvs", "fewer timesteps (T_max / avg) with Top-K", 1.64, 1.95),
+    ("ncaltech101", "fewer timesteps (T_max / avg) with Top-K", 1.64, 1.95),
+    ("dvs128-gesture", "fewer timesteps (T_max / avg) with Top-K", 1.64, 1.95),
+)
+
+
+def load_runs(profile_dir: Path) -> list[dict]:
+    """Every finished run of a profile, as returned by :func:`snnlib.records.load_run`."""
+    return [load_run(p) for p in finished_runs(profile_dir)]
+
+
+def _keys(run: dict) -> dict:
+    c = run["config"]
+    return {k: c[k] for k in GROUP} | {"seed": c["seed"], "run_id": run["run_dir"].name}
+
+
+def tidy(runs: list[dict], part: str) -> pd.DataFrame:
+    """Long table of one record part (``per_timestep`` or ``cutoff``) with the run's keys."""
+    frames = [run[part].assign(**_keys(run)) for run in runs]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def summary_table(runs: list[dict]) -> pd.DataFrame:
+    """Per dataset/method/arch/T/alpha: mean and std over seeds of the headline numbers."""
+    rows = []
+    for run in runs:
+        m = run["metrics"]
+        rows.append(
+            _keys(run)
+            | {
+                "ann_accuracy": m["ann_accuracy"],
+                "accuracy_tmax": m["accuracy_tmax"],
+                "best_accuracy": m["best_accuracy"],
+                "best_t": m["best_t"],
+                "topk_epsilon": m["topk_epsilon"],
+                "topk_accuracy": m["topk_accuracy"],
+                "topk_avg_timestep": m["topk_avg_timestep"],
+                "topk_speedup": m["topk_speedup"],
+                "topk_speedup_matched": m["topk_speedup_matched"],
+                "topk_acc_delta": m["topk_acc_delta"],
+                "oct_mean": m["oct_mean"],
+                "synops_per_sample": m["synops_per_sample"],
+            }
+        )
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows).drop(columns=["run_id"])
+    values = [c for c in frame.columns if c not in [*GROUP, "seed"]]
+    frame[values] = frame[values].astype(float)
+    agg = frame.groupby(GROUP, dropna=False)[values].agg(["mean", "std"])
+    agg.columns = [f"{a}_{b}" for a, b in agg.columns]
+    agg["seeds"] = frame.groupby(GROUP, dropna=False)["seed"].nunique()
+    return agg.reset_index()
+
+
+def pretty(table: pd.DataFrame) -> pd.DataFrame:
+    """``mean ± std`` strings for Markdown/LaTeX (the CSV keeps the numbers)."""
+    out = table[[*GROUP, "seeds"]].copy()
+    for col in [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]:
+        mean, std = table[f"{col}_mean"], table[f"{col}_std"].fillna(0.0)
+        out[col] = [
+            "–" if np.isnan(m) else f"{m:.4g} ± {s:.2g}" for m, s in zip(mean, std, strict=True)
+        ]
+    return out
+
+
+def ledger(table: pd.DataFrame, profile: str) -> pd.DataFrame:
+    """Each paper claim beside what this profile measured (``not run`` where not run)."""
+    rows = []
+    for dataset, claim, low, high in CLAIMS:
+        sel = table[table["dataset"] == dataset] if len(table) else table
+        if len(sel) == 0:
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "claim": claim,
+                    "paper": f"{low}-{high}x",
+                    "measured": "not run",
+                    "scale": profile,
+                }
+            )
+            continue
+        for _, r in sel.iterrows():
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "claim": claim,
+                    "paper": f"{low}-{high}x",
+                    "measured": f"{r['topk_speedup_mean']:.2f}x (acc delta "
+                    f"{100 * r['topk_acc_delta_mean']:+.2f} pt), "
+                    f"{r['method']}/{r['arch']} alpha={r['alpha']:g}",
+                    "scale": profile,
+                }
+            )
+    for _, r in table.iterrows() if len(table) else []:
+        if r["dataset"] in {c[0] for c in CLAIMS}:
+            continue
+        rows.append(
+            {
+                "dataset": r["dataset"],
+                "claim": "not a paper dataset (embedded scale)",
+                "paper": "-",
+                "measured": f"{r['topk_speedup_mean']:.2f}x at "
+                f"{100 * r['topk_acc_delta_mean']:+.2f} pt, {r['method']} "
+                f"alpha={r['alpha']:g}",
+                "scale": profile,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_table(frame: pd.DataFrame, path_stem: Path) -> None:
+    """``<stem>.csv``, ``<stem>.md`` and ``<stem>.tex``, each written atomically."""
+    write_csv(path_stem.with_suffix(".csv"), frame)
+    atomic_write(path_stem.with_suffix(".md"), (frame.to_markdown(index=False) + "\n").encode())
+    atomic_write(path_stem.with_suffix(".tex"), frame.to_latex(index=False).encode())
+
+
+def save(fig: plt.Figure, path_stem: Path) -> None:
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "svg"):
+        fig.savefig(path_stem.with_suffix(f".{ext}"), dpi=150, bbox_inches="tight")
+    plt.close(fig)
+
+
+def accuracy_vs_timestep(runs: list[dict], dataset: str, method: str) -> plt.Figure:
+    """Accuracy per timestep, one line per alpha (seeds as bands), Top-K points marked."""
+    sel = [r for r in runs if r["config"]["dataset"] == dataset and r["config"]["method"] == method]
+    curves = tidy(sel, "per_timestep")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    sns.lineplot(
+        curves,
+        x="timestep",
+        y="accuracy",
+        hue="alpha",
+        errorbar="sd",
+        ax=ax,
+        palette="viridis",
+        marker="o",
+    )
+    points = pd.DataFrame(
+        [
+            {
+                "alpha": r["config"]["alpha"],
+                "avg_timestep": r["metrics"]["topk_avg_timestep"],
+                "accuracy": r["metrics"]["topk_accuracy"],
+            }
+            for r in sel
+        ]
+    )
+    mean = points.groupby("alpha", as_index=False).mean()
+    ax.scatter(
+        mean["avg_timestep"],
+        mean["accuracy"],
+        marker="*",
+        s=160,
+        c="crimson",
+        zorder=5,
+        label="Top-K (chosen ε)",
+    )
+    ax.set(title=f"{dataset} / {method}", xlabel="timestep t", ylabel="accuracy")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def tradeoff(runs: list[dict], dataset: str, method: str) -> plt.Figure:
+    """Accuracy vs average timestep for every stopping rule (seed means)."""
+    sel = [r for r in runs if r["config"]["dataset"] == dataset and r["config"]["method"] == method]
+    table = tidy(sel, "cutoff")
+    mean = table.groupby(["alpha", "policy", "parameter"], as_index=False, dropna=False)[
+        ["accuracy", "avg_timestep"]
+    ].mean()
+    grid = sns.relplot(
+        mean,
+        x="avg_timestep",
+        y="accuracy",
+        hue="policy",
+        col="alpha",
+        kind="line",
+        marker="o",
+        height=3.2,
+        aspect=1.2,
+        sort=True,
+    )
+    grid.figure.suptitle(f"{dataset} / {method}: accuracy vs average timestep", y=1.03)
+    return grid.figure
+
+
+def exit_distributions(runs: list[dict], dataset: str, method: str) -> plt.Figure:
+    """Histograms of Top-K exit timesteps and of OCT (all seeds pooled), per alpha."""
+    rows = []
+    for r in runs:
+        c = r["config"]
+        if c["dataset"] != dataset or c["method"] != method:
+            continue
+        arrays = load_outputs(r["run_dir"])
+        test, labels = arrays["test_outputs"], arrays["test_labels"]
+        steps = cutoff.topk_exit(test, np.asarray(r["metrics"]["topk_betas"]))
+        octs = metrics.oct(test, labels)
+        rows += [{"alpha": c["alpha"], "kind": "Top-K exit", "timestep": int(s)} for s in steps]
+        rows += [{"alpha": c["alpha"], "kind": "OCT", "timestep": int(s)} for s in octs]
+    frame = pd.DataFrame(rows)
+    t_max = int(frame["timestep"].max())
+    grid = sns.displot(
+        frame,
+        x="timestep",
+        hue="alpha",
+        col="kind",
+        discrete=True,
+        multiple="dodge",
+        stat="probability",
+        common_norm=False,
+        height=3,
+        aspect=1.3,
+        palette="viridis",
+        shrink=0.8,
+    )
+    grid.set(xticks=range(1, t_max + 1))
+    grid.figure.suptitle(f"{dataset} / {method}", y=1.03)
+    return grid.figure
+
+
+def make_all(profile_dir: Path, out_dir: Path | None = None) -> list[Path]:
+    """Write every figure and table of a profile; return the files written."""
+    profile_dir = Path(profile_dir)
+    out_dir = Path(out_dir) if out_dir is not None else profile_dir
+    runs = load_runs(profile_dir)
+    if not runs:
+        raise ValueError(f"no finished runs under {profile_dir / 'runs'}")
+    written: list[Path] = []
+    table = summary_table(runs)
+    for stem, frame in (
+        ("summary", table),
+        ("summary_pretty", pretty(table)),
+        ("ledger", ledger(table, profile_dir.name)),
+    ):
+        write_table(frame, out_dir / "tables" / stem)
+        written += [out_dir / "tables" / f"{stem}.{e}" for e in ("csv", "md", "tex")]
+    pairs = sorted({(r["config"]["dataset"], r["config"]["method"]) for r in runs})
+    for dataset, method in pairs:
+        for name, fn in (
+            ("accuracy_vs_timestep", accuracy_vs_timestep),
+            ("tradeoff", tradeoff),
+            ("exits", exit_distributions),
+        ):
+            stem = out_dir / "figures" / f"{name}_{dataset}_{method}"
+            save(fn(runs, dataset, method), stem)
+            written += [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    return written

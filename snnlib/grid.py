@@ -1,0 +1,132 @@
+"""Experiment grids (``configs/<profile>.yaml``) and running them through papermill.
+
+A profile file::
+
+    profile: quick
+    defaults: {epochs: 4, T: 8}          # applied to every run
+    seeds: [0, 1, 2]
+    runs:                                # each entry: list values expand as a product
+      - {dataset: mnist5k, method: qcfs, arch: mnist-cnn, alpha: [0.0, 0.003]}
+
+Each run executes ``notebooks/10_train.ipynb`` with papermill (its executed copy is kept
+under ``results/<profile>/notebooks/``, ignored by git). Finished runs are skipped,
+interrupted ones resume, and a failing run does not stop the others: it is named in the
+summary and makes the exit status non-zero.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import time
+import traceback
+from pathlib import Path
+
+import yaml
+
+from snnlib.config import Config, ConfigError
+from snnlib.records import is_done
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_NOTEBOOK = REPO / "notebooks" / "10_train.ipynb"
+PROFILE_KEYS = ("profile", "defaults", "seeds", "runs", "description")
+
+
+def expand(path: Path, overrides: dict | None = None) -> list[Config]:
+    """All configs of a profile file (validated; one error lists every problem)."""
+    spec = yaml.safe_load(Path(path).read_text()) or {}
+    unknown = sorted(set(spec) - set(PROFILE_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level keys {unknown}; allowed {PROFILE_KEYS}")
+    base = {"profile": spec.get("profile", Path(path).stem), **(spec.get("defaults") or {})}
+    base.update(overrides or {})
+    seeds = spec.get("seeds", [base.get("seed", 0)])
+    configs, problems = [], []
+    for i, entry in enumerate(spec.get("runs") or []):
+        keys = list(entry)
+        values = [v if isinstance(v, list) and k != "epsilons" else [v] for k, v in entry.items()]
+        for combo in itertools.product(*values, seeds):
+            values_ = {**base, **dict(zip(keys, combo[:-1], strict=True)), "seed": combo[-1]}
+            try:
+                configs.append(Config.from_dict(values_))
+            except ConfigError as err:
+                problems.append(f"runs[{i}] {dict(zip(keys, combo[:-1], strict=True))}: {err}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    if not configs:
+        raise ConfigError(f"{path}: no runs defined")
+    return configs
+
+
+def notebook_parameters(notebook: Path = TRAIN_NOTEBOOK) -> set[str]:
+    """The names declared in a notebook's ``parameters`` cell."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def check_parameters(params: dict, notebook: Path = TRAIN_NOTEBOOK) -> None:
+    """Papermill only warns about unknown parameters; we refuse them."""
+    declared = notebook_parameters(notebook)
+    unknown = sorted(set(params) - declared)
+    if unknown:
+        raise ConfigError(
+            f"{notebook.name} does not declare parameters {unknown}; declared: {sorted(declared)}"
+        )
+
+
+def execute(config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK) -> Path:
+    """Run one config through the training notebook; return the executed copy's path."""
+    import papermill
+
+    params = config.to_dict()
+    params["force"] = force
+    check_parameters(params, notebook)
+    out = Path(config.out_dir) / config.profile / "notebooks" / f"{config.run_id}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(notebook),
+        str(out),
+        parameters=params,
+        kernel_name="python3",
+        cwd=str(notebook.parent),
+        progress_bar=False,
+    )
+    return out
+
+
+def run_grid(
+    configs: list[Config],
+    only: str | None = None,
+    force: bool = False,
+    use_notebook: bool = True,
+    log=print,
+) -> list[tuple[str, str]]:
+    """Run every config (those whose run_id matches ``only``); return failures."""
+    from tqdm.auto import tqdm
+
+    selected = [
+        c for c in configs if only is None or fnmatch.fnmatch(c.run_id, only) or only in c.run_id
+    ]
+    failures: list[tuple[str, str]] = []
+    for config in tqdm(selected, desc=f"grid {configs[0].profile if configs else ''}"):
+        if is_done(config.run_dir) and not force:
+            log(f"[skip] {config.run_id} (finished)")
+            continue
+        t0 = time.perf_counter()
+        try:
+            if use_notebook:
+                execute(config, force)
+            else:
+                from snnlib.experiment import run
+
+                run(config, force=force, log=log)
+            log(f"[ok] {config.run_id} in {time.perf_counter() - t0:.1f}s")
+        except Exception as err:  # one failing run must not stop the others
+            failures.append((config.run_id, f"{type(err).__name__}: {err}"))
+            log(f"[failed] {config.run_id}: {type(err).__name__}: {err}")
+            log(traceback.format_exc(limit=3))
+    log(f"{len(selected)} run(s) selected, {len(failures)} failed")
+    for run_id, why in failures:
+        log(f"  FAILED {run_id}: {why.splitlines()[0]}")
+    return failures

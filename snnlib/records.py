@@ -1,0 +1,179 @@
+"""The run record: one self-describing folder per run, written atomically, ``DONE`` last.
+
+Layout (a contract relied on by checks outside the repository)::
+
+    results/<profile>/runs/<run_id>/
+        config.json       the full resolved config
+        provenance.json   git commit + dirty flag, versions, device, threads, seeds, times
+        history.csv       epoch, train_loss, reg_loss, train_acc, val_acc, lr, seconds
+        outputs.npz       test_outputs [T, N, K] cumulative float32, test_labels [N] int64,
+                          calib_outputs, calib_labels likewise
+        per_timestep.csv  timestep (1-based), accuracy
+        cutoff.csv        policy, parameter, accuracy, avg_timestep, speedup, acc_delta
+        metrics.json      summary numbers
+        DONE              written last; a folder without it is unfinished
+
+Everything in ``per_timestep.csv``, ``cutoff.csv`` and ``metrics.json`` is recomputed from
+``outputs.npz`` by :func:`snnlib.evaluate.summarise`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RECORD_FILES = (
+    "config.json",
+    "provenance.json",
+    "history.csv",
+    "outputs.npz",
+    "per_timestep.csv",
+    "cutoff.csv",
+    "metrics.json",
+    "DONE",
+)
+HISTORY_COLUMNS = ("epoch", "train_loss", "reg_loss", "train_acc", "val_acc", "lr", "seconds")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Standard JSON: NaN and infinities become ``null``."""
+    text = json.dumps(_finite(obj), indent=2, sort_keys=True, default=_jsonable, allow_nan=False)
+    atomic_write(path, (text + "\n").encode())
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write(path, frame.to_csv(index=False).encode())
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write(path, buf.getvalue())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def is_done(run_dir: Path) -> bool:
+    return (Path(run_dir) / "DONE").is_file()
+
+
+def mark_done(run_dir: Path) -> None:
+    atomic_write(Path(run_dir) / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S%z\n").encode())
+
+
+# ---- provenance -------------------------------------------------------------------------------
+def git_state(repo: Path | None = None) -> dict[str, Any]:
+    """The commit and dirty flag of the checkout that holds ``snnlib`` (None outside git)."""
+    repo = repo or Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("torch", "torchvision", "tonic", "numpy", "snnlib"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def provenance(device: str, seed: int, started: float, finished: float, **extra) -> dict:
+    """The provenance block of a run (``started``/``finished`` are ``time.time()`` values)."""
+    import torch
+
+    return {
+        "git": git_state(),
+        "versions": versions(),
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "seeds": {"seed": seed},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
+        "wall_seconds": round(finished - started, 3),
+        **extra,
+    }
+
+
+# ---- reading --------------------------------------------------------------------------------
+def load_outputs(run_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(Path(run_dir) / "outputs.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    """A finished run's record as Python objects (config values come from ``config.json``)."""
+    run_dir = Path(run_dir)
+    if not is_done(run_dir):
+        raise ValueError(f"run_dir={str(run_dir)!r} holds no finished run (no DONE file)")
+    return {
+        "run_dir": run_dir,
+        "config": json.loads((run_dir / "config.json").read_text()),
+        "metrics": json.loads((run_dir / "metrics.json").read_text()),
+        "provenance": json.loads((run_dir / "provenance.json").read_text()),
+        "history": pd.read_csv(run_dir / "history.csv"),
+        "per_timestep": pd.read_csv(run_dir / "per_timestep.csv"),
+        "cutoff": pd.read_csv(run_dir / "cutoff.csv"),
+    }
+
+
+def finished_runs(profile_dir: Path) -> list[Path]:
+    """Every finished run folder under ``<profile_dir>/runs``, sorted."""
+    runs = Path(profile_dir) / "runs"
+    return sorted(p for p in runs.glob("*") if is_done(p)) if runs.is_dir() else []

@@ -1,0 +1,304 @@
+"""The training loop: devices, seeds, batches, one epoch, checkpoint/resume, model selection.
+
+Follows the shape of torchvision's reference scripts: ``train_one_epoch`` and ``evaluate``
+under a ``fit`` that checkpoints after every epoch (model, optimiser, scheduler, epoch, RNG,
+history, the best weights so far and the config digest), atomically, and resumes from it.
+Models are selected on the validation split (never on test). Under ``torchrun`` with
+``WORLD_SIZE > 1`` the model is wrapped in DDP and every rank trains on its own shard.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from snnlib.records import atomic_write
+
+# objective(model, x, y) -> (total loss, regulariser value, per-step outputs [T, B, K])
+Objective = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used for this run (corrupt, or another config)."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA (the local rank's GPU under torchrun), then MPS, then CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' requested but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def distributed() -> tuple[int, int]:
+    """``(rank, world_size)``; initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+@dataclass
+class TensorBatches:
+    """Batches of an in-memory split, by slicing a seeded permutation (fast on CPU too).
+
+    The order depends only on ``(seed, epoch)``, so a resumed run sees the same batches.
+    Under DDP each rank takes every ``world``-th sample of the permutation.
+    """
+
+    x: Tensor
+    y: Tensor
+    batch_size: int
+    shuffle: bool = False
+    seed: int = 0
+    rank: int = 0
+    world: int = 1
+
+    def epoch(self, epoch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.y)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        order = order[self.rank :: self.world]
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.y[self.rank :: self.world]) / self.batch_size)
+
+
+@dataclass
+class LoaderBatches:
+    """Batches of a map-style ``Dataset`` through a ``DataLoader`` seeded per epoch."""
+
+    dataset: torch.utils.data.Dataset
+    batch_size: int
+    shuffle: bool = False
+    seed: int = 0
+    workers: int = 0
+    rank: int = 0
+    world: int = 1
+
+    def epoch(self, epoch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        sampler = None
+        if self.world > 1:
+            sampler = torch.utils.data.DistributedSampler(
+                self.dataset, self.world, self.rank, shuffle=self.shuffle, seed=self.seed
+            )
+            sampler.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=self.shuffle and sampler is None,
+            sampler=sampler,
+            num_workers=self.workers,
+            generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch),
+        )
+        yield from loader
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.dataset) / self.world / self.batch_size)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    epoch: int,
+    scaler: torch.amp.GradScaler | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """One pass over ``batches``: one optimiser step per batch. Raises on NaN/inf loss."""
+    model.train()
+    totals = {"loss": 0.0, "reg": 0.0, "correct": 0, "n": 0}
+    bar = tqdm(
+        batches.epoch(epoch),
+        total=len(batches),
+        desc=f"epoch {epoch + 1}",
+        disable=not progress,
+        leave=False,
+    )
+    for i, (xb, yb) in enumerate(bar):
+        x, y = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=scaler is not None):
+            loss, reg, outputs = objective(model, x, y)
+        loss_value = loss.item()  # one device sync per batch, needed for the NaN check
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(
+                f"loss is {loss_value} at epoch {epoch + 1}, batch {i + 1}; the last good "
+                "checkpoint is kept (lower lr, or check the data)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        b = len(y)
+        totals["loss"] += loss_value * b
+        totals["reg"] += float(reg) * b
+        totals["correct"] += int((outputs.detach().mean(0).argmax(-1) == y).sum())
+        totals["n"] += b
+        bar.set_postfix(
+            loss=f"{loss_value:.3f}",
+            reg=f"{float(reg):.3f}",
+            acc=f"{totals['correct'] / totals['n']:.3f}",
+        )
+    n = max(totals["n"], 1)
+    return {
+        "train_loss": totals["loss"] / n,
+        "reg_loss": totals["reg"] / n,
+        "train_acc": totals["correct"] / n,
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, batches, forward: Callable[[nn.Module, Tensor], Tensor], device: torch.device
+) -> float:
+    """Accuracy of ``argmax mean_t o_t`` (how training-time accuracy is defined, spec 1.4)."""
+    model.eval()
+    correct = total = 0
+    for x, y in batches.epoch():
+        outputs = forward(model, x.to(device))
+        correct += int((outputs.mean(0).argmax(-1) == y.to(device)).sum())
+        total += len(y)
+    return correct / max(total, 1)
+
+
+# ---- checkpoints ----------------------------------------------------------------------------
+def save_checkpoint(path: Path, payload: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path, digest: str) -> dict:
+    """Load with ``weights_only=True``; refuse a corrupt file or one from another config."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unpickling failure means "corrupt"
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or unreadable ({err}); "
+            "delete it (or run with force) to start over"
+        ) from err
+    if not isinstance(payload, dict) or payload.get("config_digest") != digest:
+        found = payload.get("config_digest") if isinstance(payload, dict) else None
+        raise CheckpointError(
+            f"checkpoint {path} belongs to config {found!r}, not {digest!r}; "
+            "refusing to load it (delete it or use another out_dir)"
+        )
+    return payload
+
+
+def fit(
+    model: nn.Module,
+    train_batches,
+    val_batches,
+    objective: Objective,
+    forward: Callable[[nn.Module, Tensor], Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    epochs: int,
+    device: torch.device,
+    checkpoint: Path,
+    digest: str,
+    amp: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Train for ``epochs`` (resuming from ``checkpoint``); leave the best-validation weights in
+    ``model``; return the per-epoch history."""
+    rank, world = distributed()
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+    history: list[dict] = []
+    best = {"val_acc": -1.0, "epoch": 0, "model": None}
+    start = 0
+    if checkpoint.is_file():
+        state = load_checkpoint(checkpoint, digest)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        history, best, start = state["history"], state["best"], state["epoch"]
+        log(f"resuming from {checkpoint} after epoch {start}")
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        stats = train_one_epoch(
+            net, train_batches, objective, optimizer, device, epoch, scaler, progress and rank == 0
+        )
+        scheduler.step()
+        val_acc = evaluate(model, val_batches, forward, device)
+        row = {
+            "epoch": epoch + 1,
+            **stats,
+            "val_acc": val_acc,
+            "lr": lr,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        history.append(row)
+        if val_acc > best["val_acc"]:
+            best = {
+                "val_acc": val_acc,
+                "epoch": epoch + 1,
+                "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            }
+        log(
+            " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+        )
+        if rank == 0:
+            save_checkpoint(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "best": best,
+                    "config_digest": digest,
+                },
+            )
+    if best["model"] is not None:
+        model.load_state_dict(best["model"])
+    return history

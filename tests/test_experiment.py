@@ -1,0 +1,169 @@
+"""Experiments end to end on the embedded data: records, recomputation, resume, bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from snnlib import experiment, train
+from snnlib.config import Config, ConfigError
+from snnlib.evaluate import summarise
+from snnlib.records import RECORD_FILES, load_outputs, load_run, write_json
+from snnlib.train import CheckpointError, load_checkpoint, save_checkpoint
+
+TINY = {
+    "epochs": 1,
+    "T": 4,
+    "train_limit": 192,
+    "eval_limit": 300,
+    "batch_size": 64,
+    "progress": False,
+    "lr": 0.05,
+    "bins": 20,
+}
+
+
+def tiny(tmp_path, **changes) -> Config:
+    return Config.from_dict({**TINY, "out_dir": str(tmp_path), **changes})
+
+
+@pytest.mark.parametrize("method", ["qcfs", "mean", "tet", "tebn"])
+def test_each_method_leaves_a_complete_record(tmp_path, method):
+    alpha = 0.0 if method == "mean" else 0.003
+    run_dir = experiment.run(tiny(tmp_path, method=method, alpha=alpha), log=lambda *_: None)
+    assert sorted(p.name for p in run_dir.iterdir() if p.suffix != ".pt") == sorted(RECORD_FILES)
+    record = load_run(run_dir)
+    assert record["config"]["method"] == method
+    outputs = load_outputs(run_dir)
+    assert outputs["test_outputs"].shape == (4, 300, 10)
+    assert outputs["test_outputs"].dtype == np.float32
+    assert outputs["calib_outputs"].shape == (4, 300, 10)
+    assert outputs["test_labels"].dtype == np.int64
+    assert list(record["history"].columns) == [
+        "epoch",
+        "train_loss",
+        "reg_loss",
+        "train_acc",
+        "val_acc",
+        "lr",
+        "seconds",
+    ]
+    assert 0.0 <= record["metrics"]["accuracy_tmax"] <= 1.0
+    assert record["per_timestep"]["timestep"].tolist() == [1, 2, 3, 4]
+    if method == "qcfs":
+        assert record["metrics"]["ann_accuracy"] is not None
+
+
+def test_record_numbers_recompute_from_outputs(tmp_path):
+    run_dir = experiment.run(tiny(tmp_path), log=lambda *_: None)
+    record = load_run(run_dir)
+    per_t, table, summary = summarise(
+        load_outputs(run_dir),
+        record["config"]["epsilons"],
+        record["config"]["bins"],
+        record["config"]["max_acc_drop"],
+    )
+    pd.testing.assert_frame_equal(per_t, record["per_timestep"], check_dtype=False)
+    pd.testing.assert_frame_equal(table, record["cutoff"], check_dtype=False)
+    write_json(tmp_path / "recomputed.json", summary)  # the same JSON encoding as the record
+    assert json.loads((tmp_path / "recomputed.json").read_text()) == record["metrics"]
+
+
+def test_rerun_of_a_finished_run_does_nothing(tmp_path):
+    config = tiny(tmp_path)
+    run_dir = experiment.run(config, log=lambda *_: None)
+    stamp = (run_dir / "DONE").stat().st_mtime_ns
+    messages = []
+    experiment.run(config, log=messages.append)
+    assert (run_dir / "DONE").stat().st_mtime_ns == stamp
+    assert any("[skip]" in m for m in messages)
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    config = tiny(tmp_path / "a", epochs=2, method="tet", alpha=0.003)
+    reference = experiment.run(config, log=lambda *_: None)
+
+    interrupted = tiny(tmp_path / "b", epochs=2, method="tet", alpha=0.003)
+    real = train.train_one_epoch
+    calls = {"n": 0}
+
+    def dies_in_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_one_epoch", dies_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(interrupted, log=lambda *_: None)
+    assert not (interrupted.run_dir / "DONE").exists()
+    assert (interrupted.run_dir / "checkpoint.pt").exists()
+    monkeypatch.setattr(train, "train_one_epoch", real)
+    messages = []
+    resumed = experiment.run(interrupted, log=messages.append)
+    assert any("resuming" in m for m in messages)
+    a = torch.load(reference / "model.pt", weights_only=True)["model"]
+    b = torch.load(resumed / "model.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert load_run(reference)["metrics"] == load_run(resumed)["metrics"]
+
+
+def test_checkpoint_from_another_config_or_corrupt_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"config_digest": "aaaa1111", "model": {}})
+    with pytest.raises(CheckpointError, match="belongs to config 'aaaa1111'"):
+        load_checkpoint(path, "bbbb2222")
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path, "bbbb2222")
+
+
+def test_nan_loss_names_epoch_and_batch():
+    x, y = torch.randn(8, 3), torch.zeros(8, dtype=torch.long)
+    model = torch.nn.Linear(3, 2)
+    calls = {"n": 0}
+
+    def objective(m, xb, yb):
+        calls["n"] += 1
+        out = m(xb).unsqueeze(0)
+        loss = out.sum() * (float("nan") if calls["n"] == 2 else 1.0)
+        return loss, torch.tensor(0.0), out
+
+    batches = train.TensorBatches(x, y, batch_size=4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(FloatingPointError, match="epoch 3, batch 2"):
+        train.train_one_epoch(
+            model, batches, objective, opt, torch.device("cpu"), 2, progress=False
+        )
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"alhpa": 0.1}, "unknown key 'alhpa' \\(did you mean 'alpha'\\?\\)"),
+        ({"method": "tett"}, "method='tett': allowed"),
+        ({"T": 0}, "T=0: must be >= 1"),
+        ({"batch_size": 0}, "batch_size=0: must be >= 1"),
+        ({"arch": "vggann"}, "arch='vggann' does not fit dataset='mnist5k'"),
+        ({"epochs": "two"}, "epochs='two': expected an integer"),
+    ],
+)
+def test_bad_config_is_one_clear_error(values, match):
+    with pytest.raises(ConfigError, match=match):
+        Config.from_dict(values)
+
+
+def test_several_problems_are_listed_together():
+    with pytest.raises(ConfigError, match=r"2 problem\(s\)") as err:
+        Config.from_dict({"T": 0, "alpha": -1.0})
+    assert "T=0" in str(err.value) and "alpha=-1.0" in str(err.value)
+
+
+def test_run_id_is_readable_and_stable():
+    a = Config.from_dict({"alpha": 0.003, "device": "cpu"})
+    b = Config.from_dict({"alpha": 0.003, "device": "auto", "out_dir": "elsewhere"})
+    assert a.run_id == b.run_id
+    assert a.run_id.startswith("mnist5k-qcfs-mnist-cnn-T8-a0.003-s0-")
+    assert a.run_id != Config.from_dict({"alpha": 0.002}).run_id

@@ -1,0 +1,190 @@
+"""Figures and tables from (fabricated) run records; profile grids and the grid runner."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from snnlib import figures, grid
+from snnlib.config import Config, ConfigError
+from snnlib.evaluate import summarise
+from snnlib.records import mark_done, write_csv, write_json, write_npz
+
+
+def fabricate(config: Config, rng: np.random.Generator) -> None:
+    """A finished record from random outputs that become more correct over time."""
+    T, K = config.T, 10
+
+    def outputs(n):
+        labels = rng.integers(0, K, n)
+        o = rng.normal(size=(T, n, K)).astype(np.float32)
+        o[:, np.arange(n), labels] += np.linspace(0.2, 2.0, T)[:, None].astype(np.float32)
+        return o.cumsum(0), labels.astype(np.int64)
+
+    test, test_labels = outputs(200)
+    calib, calib_labels = outputs(100)
+    arrays = {
+        "test_outputs": test,
+        "test_labels": test_labels,
+        "calib_outputs": calib,
+        "calib_labels": calib_labels,
+        "test_spikes": rng.random(200),
+        "test_synops": rng.random(200),
+    }
+    run_dir = config.run_dir
+    write_json(run_dir / "config.json", config.to_dict())
+    write_npz(run_dir / "outputs.npz", **arrays)
+    per_t, table, summary = summarise(arrays, config.epsilons, config.bins)
+    write_csv(
+        run_dir / "history.csv",
+        pd.DataFrame(
+            [
+                {
+                    "epoch": 1,
+                    "train_loss": 1.0,
+                    "reg_loss": 2.0,
+                    "train_acc": 0.5,
+                    "val_acc": 0.5,
+                    "lr": 0.1,
+                    "seconds": 1.0,
+                }
+            ]
+        ),
+    )
+    write_csv(run_dir / "per_timestep.csv", per_t)
+    write_csv(run_dir / "cutoff.csv", table)
+    write_json(run_dir / "metrics.json", summary)
+    write_json(run_dir / "provenance.json", {"fabricated": True})
+    mark_done(run_dir)
+
+
+@pytest.fixture(scope="module")
+def profile_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    rng = np.random.default_rng(0)
+    for method, alpha, seed in [
+        (m, a, s) for m in ("qcfs", "tet") for a in (0.0, 0.003) for s in (0, 1)
+    ]:
+        arch = "dvs-cnn" if method == "tet" else "mnist-cnn"
+        dataset = "mnist5k-dvs" if method == "tet" else "mnist5k"
+        fabricate(
+            Config.from_dict(
+                {
+                    "dataset": dataset,
+                    "method": method,
+                    "arch": arch,
+                    "alpha": alpha,
+                    "seed": seed,
+                    "T": 6,
+                    "out_dir": str(out),
+                    "profile": "fab",
+                }
+            ),
+            rng,
+        )
+    (out / "fab" / "runs" / "unfinished-run").mkdir()  # no DONE: must be ignored
+    return out / "fab"
+
+
+def test_make_all_writes_every_figure_and_table(profile_dir):
+    written = figures.make_all(profile_dir)
+    assert all(p.is_file() and p.stat().st_size > 0 for p in written)
+    names = {p.name for p in written}
+    for stem in ("accuracy_vs_timestep", "tradeoff", "exits"):
+        for pair in ("mnist5k_qcfs", "mnist5k-dvs_tet"):
+            assert f"{stem}_{pair}.png" in names and f"{stem}_{pair}.svg" in names
+    for table in ("summary", "summary_pretty", "ledger"):
+        assert {f"{table}.csv", f"{table}.md", f"{table}.tex"} <= names
+
+
+def test_summary_is_mean_and_std_over_seeds(profile_dir):
+    runs = figures.load_runs(profile_dir)
+    assert len(runs) == 8
+    table = figures.summary_table(runs)
+    assert len(table) == 4 and set(table["seeds"]) == {2}
+    row = table[(table["method"] == "qcfs") & (table["alpha"] == 0.003)].iloc[0]
+    values = [
+        r["metrics"]["topk_speedup"]
+        for r in runs
+        if r["config"]["method"] == "qcfs" and r["config"]["alpha"] == 0.003
+    ]
+    assert row["topk_speedup_mean"] == pytest.approx(np.mean(values))
+    assert row["topk_speedup_std"] == pytest.approx(np.std(values, ddof=1))
+
+
+def test_ledger_says_not_run_for_paper_datasets(profile_dir):
+    table = figures.summary_table(figures.load_runs(profile_dir))
+    led = figures.ledger(table, "fab")
+    paper = led[led["dataset"] == "cifar10"]
+    assert paper["measured"].tolist() == ["not run"]
+    assert "1.76-2.76x" in paper["paper"].iloc[0]
+    assert (led["dataset"] == "mnist5k").sum() == 2
+
+
+def test_make_all_without_runs_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no finished runs"):
+        figures.make_all(tmp_path)
+
+
+def test_profiles_expand_to_valid_configs():
+    quick = grid.expand(grid.REPO / "configs" / "quick.yaml")
+    assert len(quick) == 12 and {c.profile for c in quick} == {"quick"}
+    assert len({c.run_id for c in quick}) == 12
+    assert {c.dataset for c in quick} == {"mnist5k", "mnist5k-dvs"}
+    paper = grid.expand(grid.REPO / "configs" / "paper.yaml")
+    assert {
+        "cifar10",
+        "cifar100",
+        "tiny-imagenet",
+        "cifar10-dvs",
+        "dvs128-gesture",
+        "ncaltech101",
+    } <= {c.dataset for c in paper}
+
+
+def test_bad_profile_lists_every_problem(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("runs:\n  - {method: tett}\n  - {T: 0}\n")
+    with pytest.raises(ConfigError, match=r"(?s)runs\[0\].*tett.*runs\[1\].*T=0"):
+        grid.expand(path)
+    path.write_text("runz: []\n")
+    with pytest.raises(ConfigError, match="unknown top-level keys \\['runz'\\]"):
+        grid.expand(path)
+
+
+def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
+    from snnlib import experiment
+
+    configs = [Config.from_dict({"seed": s, "out_dir": str(tmp_path)}) for s in (0, 1, 2)]
+    ran = []
+
+    def fake_run(config, force=False, log=print):
+        ran.append(config.seed)
+        if config.seed == 1:
+            raise RuntimeError("boom")
+        mark_done(config.run_dir)
+        return config.run_dir
+
+    monkeypatch.setattr(experiment, "run", fake_run)
+    failures = grid.run_grid(configs, use_notebook=False, log=lambda *_: None)
+    assert ran == [0, 1, 2]
+    assert [f[0] for f in failures] == [configs[1].run_id]
+    ran.clear()
+    grid.run_grid(configs, use_notebook=False, log=lambda *_: None)
+    assert ran == [1]  # finished runs are skipped
+    grid.run_grid(configs, only="*-s2-*", force=True, use_notebook=False, log=lambda *_: None)
+    assert ran == [1, 2]
+
+
+def test_undeclared_papermill_parameters_are_refused(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    cell = nbformat.v4.new_code_cell("alpha = 0.0\nT = 4\n")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells.append(cell)
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    grid.check_parameters({"alpha": 1.0}, path)
+    with pytest.raises(ConfigError, match="does not declare parameters \\['alhpa'\\]"):
+        grid.check_parameters({"alhpa": 1.0}, path)
