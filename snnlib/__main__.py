@@ -57,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("profile_dir", help="results/<profile>")
     p = sub.add_parser("demo", help="a few-minute QCFS run on the embedded MNIST digits")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
-    args = parser.parse_args(argv)
+    # key=value overrides may also follow the options: collect them from the leftovers
+    args, extra = parser.parse_known_args(argv)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
 
     try:
         if args.command == "figures":

@@ -100,6 +100,12 @@ def make_objective(config: Config, forward):
     return objective
 
 
+def subset(n: int, limit: int, seed: int) -> Tensor:
+    """A fixed random subset of ``limit`` indices (splits are stored sorted by class)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=g)[:limit].sort().values
+
+
 def batches_for(config: Config, split: str, shuffle: bool, augment: bool | None, rank=0, world=1):
     """Batches of one split: in-memory tensors for the embedded data, a DataLoader otherwise."""
     info = data.info(config.dataset)
@@ -107,15 +113,14 @@ def batches_for(config: Config, split: str, shuffle: bool, augment: bool | None,
     size = config.batch_size if shuffle else config.eval_batch_size
     limit = config.train_limit if split == "train" else config.eval_limit
     if config.dataset in EMBEDDED and not augment:
-        x, y = data.as_tensors(config.dataset, split, T=T, seed=config.seed)
+        x, y = data.as_tensors(config.dataset, split, T=T)  # the same data for every seed
         if limit:
-            x, y = x[:limit], y[:limit]
+            keep = subset(len(y), limit, config.seed)
+            x, y = x[keep], y[keep]
         return TensorBatches(x, y, size, shuffle, config.seed, rank, world)
-    ds = data.get_dataset(
-        config.dataset, split, root=config.data_root, T=T, augment=augment, seed=config.seed
-    )
+    ds = data.get_dataset(config.dataset, split, root=config.data_root, T=T, augment=augment)
     if limit:
-        ds = torch.utils.data.Subset(ds, range(min(limit, len(ds))))
+        ds = torch.utils.data.Subset(ds, subset(len(ds), limit, config.seed).tolist())
     return LoaderBatches(ds, size, shuffle, config.seed, config.workers, rank, world)
 
 

@@ -1,60 +1,12 @@
 """Figures and tables from (fabricated) run records; profile grids and the grid runner."""
 
 import numpy as np
-import pandas as pd
 import pytest
+from record_fixtures import fabricate
 
 from snnlib import figures, grid
 from snnlib.config import Config, ConfigError
-from snnlib.evaluate import summarise
-from snnlib.records import mark_done, write_csv, write_json, write_npz
-
-
-def fabricate(config: Config, rng: np.random.Generator) -> None:
-    """A finished record from random outputs that become more correct over time."""
-    T, K = config.T, 10
-
-    def outputs(n):
-        labels = rng.integers(0, K, n)
-        o = rng.normal(size=(T, n, K)).astype(np.float32)
-        o[:, np.arange(n), labels] += np.linspace(0.2, 2.0, T)[:, None].astype(np.float32)
-        return o.cumsum(0), labels.astype(np.int64)
-
-    test, test_labels = outputs(200)
-    calib, calib_labels = outputs(100)
-    arrays = {
-        "test_outputs": test,
-        "test_labels": test_labels,
-        "calib_outputs": calib,
-        "calib_labels": calib_labels,
-        "test_spikes": rng.random(200),
-        "test_synops": rng.random(200),
-    }
-    run_dir = config.run_dir
-    write_json(run_dir / "config.json", config.to_dict())
-    write_npz(run_dir / "outputs.npz", **arrays)
-    per_t, table, summary = summarise(arrays, config.epsilons, config.bins)
-    write_csv(
-        run_dir / "history.csv",
-        pd.DataFrame(
-            [
-                {
-                    "epoch": 1,
-                    "train_loss": 1.0,
-                    "reg_loss": 2.0,
-                    "train_acc": 0.5,
-                    "val_acc": 0.5,
-                    "lr": 0.1,
-                    "seconds": 1.0,
-                }
-            ]
-        ),
-    )
-    write_csv(run_dir / "per_timestep.csv", per_t)
-    write_csv(run_dir / "cutoff.csv", table)
-    write_json(run_dir / "metrics.json", summary)
-    write_json(run_dir / "provenance.json", {"fabricated": True})
-    mark_done(run_dir)
+from snnlib.records import mark_done
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +132,7 @@ def test_undeclared_papermill_parameters_are_refused(tmp_path):
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.metadata["kernelspec"]["language"] = "python"
     cell = nbformat.v4.new_code_cell("alpha = 0.0\nT = 4\n")
     cell.metadata["tags"] = ["parameters"]
     nb.cells.append(cell)
