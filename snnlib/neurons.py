@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 RESET_MODES = ("hard", "soft")
+LIF_BACKENDS = ("auto", "cpp", "torch", "reference")  # see snnlib.fast_lif
 
 
 class ZIF(torch.autograd.Function):
@@ -175,7 +176,9 @@ class LIF(SpikingModule):
     ``forward(x)`` with ``x`` ``[T, B, ...]`` returns spikes ``[T, B, ...]`` (times the threshold
     with ``weighted_output=True``). Without ``state`` every call starts from ``v_init``; with a
     :class:`RunState` it continues from, and stores, this layer's membrane, so calling it step
-    by step on ``[1, B, ...]`` slices gives exactly the multi-step result.
+    by step on ``[1, B, ...]`` slices gives exactly the multi-step result. ``backend``:
+    ``"reference"`` runs :func:`lif_multistep`; ``"auto"``, ``"cpp"``, ``"torch"`` run
+    :func:`snnlib.fast_lif.lif_multistep_fast`, bit-identical with a compact BPTT state.
 
     Example:
         >>> lif = LIF(decay=1.0, threshold=1.0, reset="soft")
@@ -191,8 +194,12 @@ class LIF(SpikingModule):
         v_init: float = 0.0,
         weighted_output: bool = False,
         gamma: float = 1.0,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
+        if backend not in LIF_BACKENDS:
+            raise ValueError(f"backend={backend!r} is not allowed; use one of {LIF_BACKENDS}")
+        self.backend = backend
         self.params = LIFParams(decay, reset, float(v_init), weighted_output, gamma)
         threshold = torch.as_tensor(threshold, dtype=torch.float32).detach().clone()
         if not bool((threshold > 0).all()):
@@ -203,7 +210,15 @@ class LIF(SpikingModule):
         self, x: Tensor, state: RunState | None = None, collector: Collector | None = None
     ) -> Tensor:
         v0 = None if state is None else state.get(self)
-        spikes, membrane = lif_multistep(x, self.threshold, self.params, v0)
+        if self.backend == "reference":
+            spikes, membrane = lif_multistep(x, self.threshold, self.params, v0)
+        else:  # the same numbers, fused; imported here because fast_lif imports this module
+            from snnlib.fast_lif import lif_multistep_fast
+
+            keep = collector is not None  # else only the final membrane, for the state
+            spikes, membrane = lif_multistep_fast(
+                x, self.threshold, self.params, v0, keep_membrane=keep, backend=self.backend
+            )
         if state is not None:
             state.set(self, membrane[-1])
         if collector is not None:
@@ -214,5 +229,6 @@ class LIF(SpikingModule):
         p = self.params
         return (
             f"decay={p.decay}, threshold={self.threshold.tolist()}, reset={p.reset!r}, "
-            f"v_init={p.v_init}, weighted_output={p.weighted_output}, gamma={p.gamma}"
+            f"v_init={p.v_init}, weighted_output={p.weighted_output}, gamma={p.gamma}, "
+            f"backend={self.backend!r}"
         )

@@ -1,0 +1,293 @@
+"""Anytime inference wall time vs running all T_max steps (the saving the paper promises).
+
+    python benchmarks/anytime_bench.py [--runs results/quick/runs] [--threads 2 1]
+
+Models: the finished quick-profile runs with a ``model.pt`` under ``--runs``, one per
+(dataset, method, arch, alpha), lowest seed; when there is none, two smaller runs of the
+quick profile's kinds are trained first (``snnlib.experiment.run`` into a temporary folder:
+QCFS on mnist5k, TET on emulated-DVS mnist5k) and the JSON says so. For each model, on one
+test batch of ``--batch`` samples with ``T_max`` = the run's ``T``:
+
+* ``full``: the model's multi-step call on ``[T_max, B, ...]`` (what the offline evaluation
+  runs) and ``stepped-full``: the engine with ``FixedT(T_max)``; the faster is the baseline;
+* the engine in step mode, step mode with ``tail=8`` and chunked mode, for Top-K at the
+  run's chosen ε (``metrics.json`` ``topk_betas``) and a few other rules; each result is
+  checked against the offline exits (``matches_offline``).
+
+Reported per row: avg exit step, ``T_max / avg exit`` (the ideal speedup), the measured
+speedup ``baseline time / anytime time`` and their ratio (target >= 0.9 at batch 256). All
+callables of one model are timed round-robin in one process, so the ratios are comparable
+on a noisy machine; absolute times are not. The CPU allocator matters: glibc hands large
+blocks back to the OS, so every call page-faults its activations again; setting
+``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` high made both sides several times
+faster here (the JSON records them). Writes ``results/bench/anytime.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import environment, write_json
+
+from snnlib import cutoff, metrics
+from snnlib.anytime import run_anytime
+from snnlib.config import Config
+from snnlib.convert import convert
+from snnlib.data import info as dataset_info
+from snnlib.experiment import batches_for, build_network, run, to_time_first
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET = 0.9
+# Used only when no finished quick run is found: the quick profile's two kinds of run
+# (configs/quick.yaml), with fewer epochs so that both train in a few minutes.
+FALLBACK = (
+    dict(dataset="mnist5k", method="qcfs", arch="mnist-cnn", L=8, epochs=2, lr=0.05),
+    dict(dataset="mnist5k-dvs", method="tet", arch="dvs-cnn", epochs=2),
+)
+
+
+def finished_runs(root: Path) -> list[Path]:
+    """One finished run with a ``model.pt`` per (dataset, method, arch, alpha): lowest seed."""
+    chosen: dict[tuple, tuple[int, Path]] = {}
+    for path in sorted(root.glob("*/model.pt")):
+        run_dir = path.parent
+        if not (run_dir / "DONE").exists():
+            continue
+        c = json.loads((run_dir / "config.json").read_text())
+        key = (c["dataset"], c["method"], c["arch"], c.get("alpha"))
+        if key not in chosen or c.get("seed", 0) < chosen[key][0]:
+            chosen[key] = (c.get("seed", 0), run_dir)
+    return [run_dir for _, run_dir in chosen.values()]
+
+
+def train_fallback(out_dir: Path) -> list[Path]:
+    runs = []
+    for overrides in FALLBACK:
+        config = Config(T=8, out_dir=str(out_dir), device="cpu", progress=False, **overrides)
+        runs.append(run(config, log=lambda msg: print(f"  {msg}")))
+    return runs
+
+
+def load(run_dir: Path):
+    """``(config, snn in eval mode, metrics.json)`` of a finished run."""
+    config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
+    net = build_network(config)
+    if config.method == "qcfs":
+        net, _ = convert(net)
+    checkpoint = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
+    if checkpoint.get("config_digest") != config.digest():
+        # A field added to Config since the run changes the digest; the weights still load.
+        print(
+            f"  note: {run_dir.name}: model.pt digest {checkpoint.get('config_digest')} != "
+            f"config digest {config.digest()} (Config changed since the run?)"
+        )
+    net.load_state_dict(checkpoint["model"])
+    return config, net.eval(), json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_batch(config: Config, batch: int):
+    """``(engine input, sequence?, [T, B, ...] input of the full call, labels)``."""
+    kind = dataset_info(config.dataset).kind
+    accumulate = config.method == "qcfs" and kind == "event"
+    batches = batches_for(config.replace(eval_batch_size=batch), "test", False, False)
+    x, y = next(iter(batches.epoch()))
+    x_full = to_time_first(x, config.T, kind, accumulate)
+    if kind == "event" and not accumulate:
+        return x_full, True, x_full, y
+    return x_full[0].contiguous(), False, x_full, y
+
+
+def time_round_robin(fns: dict, repeats: int, warmup: int = 2) -> tuple[dict, dict]:
+    """Wall and process-CPU times in ms of every callable, one call each per round (so a
+    drift in the machine's load hits all of them alike)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append((time.perf_counter() - start) * 1e3)
+            cpu[name].append((time.process_time() - start_cpu) * 1e3)
+    return wall, cpu
+
+
+def speedup(times: dict, key: str, baselines=("full", "stepped-full"), statistic=None) -> float:
+    """Baseline time / ``key`` time, against the faster way to run all T_max steps: the
+    multi-step call (time folded into the batch) or the engine's stepping without exits
+    (either may win on a CPU: the folded batch is T times larger and can fall out of cache).
+
+    Default: the median over rounds of the per-round ratio, so that a change in the machine's
+    load between rounds cancels; ``statistic=min`` uses the fastest time of each instead.
+    """
+    if statistic is not None:
+        return min(statistic(times[b]) for b in baselines) / statistic(times[key])
+    per_round = [
+        [base / t for base, t in zip(times[b], times[key], strict=True)] for b in baselines
+    ]
+    return min(statistics.median(r) for r in per_round)
+
+
+def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int) -> dict:
+    config, net, summary = load(run_dir)
+    T = config.T
+    x, sequence, x_full, y = test_batch(config, batch)
+    with torch.no_grad():
+        cum = net(x_full).float().cumsum(0)  # offline cumulative outputs [T, B, K]
+    rules = {
+        f"topk(eps={summary['topk_epsilon']:g})": cutoff.TopK(summary["topk_betas"]),
+        "confidence(0.9)": cutoff.Confidence(0.9),
+        "entropy(0.1)": cutoff.Entropy(0.1),
+        f"fixed(t={T // 2})": cutoff.FixedT(T // 2),
+    }
+
+    def full():
+        with torch.no_grad():
+            net(x_full)
+
+    def stepped_full():
+        run_anytime(net, x, cutoff.FixedT(T), T, sequence=sequence)
+
+    fns = {"full": full, "stepped-full": stepped_full}
+    rows = []
+    for rule_name, rule in rules.items():
+        steps = cutoff.exit_steps(rule, cum)
+        preds = metrics.predict_at_exit(cum, steps)
+        for mode, options in modes.items():
+            res = run_anytime(net, x, rule, T, sequence=sequence, **options)
+            same = np.array_equal(res.exit_steps, steps) and np.array_equal(res.predictions, preds)
+            key = f"{rule_name}/{mode}"
+            fns[key] = lambda rule=rule, options=options: run_anytime(
+                net, x, rule, T, sequence=sequence, **options
+            )
+            row = {"rule": rule_name, "mode": mode, **options, "key": key}
+            row["matches_offline"] = bool(same)
+            row["accuracy"] = float((res.predictions == y.numpy()).mean())
+            row["avg_exit_step"] = res.avg_exit_step
+            row["ideal_speedup"] = T / res.avg_exit_step  # T_max / avg exit step
+            row["work_speedup"] = 1.0 / res.work_fraction  # N·T_max / sample-steps run
+            row["batch_sizes"] = list(res.batch_sizes)
+            rows.append(row)
+    wall, cpu = time_round_robin(fns, repeats)
+    for row in rows:
+        key = row["key"]
+        row["time_ms"] = statistics.median(wall[key])
+        row["measured_speedup"] = speedup(wall, key)
+        row["measured_speedup_min_times"] = speedup(wall, key, statistic=min)
+        row["measured_speedup_vs_multistep"] = speedup(wall, key, baselines=("full",))
+        row["cpu_time_speedup"] = speedup(cpu, key)
+        row["ratio_to_ideal"] = row["measured_speedup"] / row["ideal_speedup"]
+        row["ratio_to_work"] = row["measured_speedup"] / row["work_speedup"]
+        stepwise = row.get("chunk", 1) == 1  # the target is for step mode (exits every step)
+        row["target_met"] = row["ratio_to_ideal"] >= TARGET if stepwise else None
+    return {
+        "run": run_dir.name,
+        "method": config.method,
+        "arch": config.arch,
+        "dataset": config.dataset,
+        "T_max": T,
+        "batch": len(y),
+        "input": "sequence [T, B, ...]" if sequence else "static [B, ...]",
+        "accuracy_tmax": float((cum[-1].argmax(-1) == y).float().mean()),
+        "full_ms": statistics.median(wall["full"]),
+        "stepped_full_ms": statistics.median(wall["stepped-full"]),
+        # > 1: one step of the batch costs more than a step of the folded multi-step call,
+        # which caps step mode's measured/ideal ratio at about 1 / this.
+        "stepping_cost_ratio": statistics.median(
+            [s / f for s, f in zip(wall["stepped-full"], wall["full"], strict=True)]
+        ),
+        "times_ms": wall,
+        "cpu_times_ms": cpu,
+        "rows": rows,
+    }
+
+
+def describe(row: dict) -> str:
+    return (
+        f"  {row['rule']:<18} {row['mode']:<7} avg exit {row['avg_exit_step']:.2f}  "
+        f"ideal x{row['ideal_speedup']:.2f}  measured x{row['measured_speedup']:.2f} "
+        f"(min-times x{row['measured_speedup_min_times']:.2f}, "
+        f"cpu x{row['cpu_time_speedup']:.2f})  ratio {row['ratio_to_ideal']:.2f}  "
+        f"exact={row['matches_offline']}"
+    )
+
+
+def summary(results: list[dict], mode_prefix: str) -> dict:
+    """Per thread count: the smallest measured/ideal ratio over the rows of one mode."""
+    out: dict[str, float] = {}
+    for r in results:
+        for row in r["rows"]:
+            if row["mode"].startswith(mode_prefix):
+                key = f"threads={r['threads']}"
+                out[key] = min(out.get(key, float("inf")), row["ratio_to_ideal"])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=REPO / "results" / "quick" / "runs")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--chunks", type=int, nargs="*", default=[2])
+    parser.add_argument("--tail", type=int, default=8, help="engine tail= for the tail mode")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[torch.get_num_threads()],
+        help="torch thread counts to measure, one after the other",
+    )
+    args = parser.parse_args()
+    modes = {"step": {}, f"tail{args.tail}": {"tail": args.tail}}
+    modes.update({f"chunk{c}": {"chunk": c} for c in args.chunks})
+    runs = finished_runs(args.runs)
+    source = f"finished quick-profile runs under {args.runs}"
+    loads = [os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="anytime-bench-") as tmp:
+        if not runs:
+            print(f"no finished run with a model.pt under {args.runs}: training small models")
+            runs = train_fallback(Path(tmp))
+            source = f"trained here (no finished quick run), T=8: {FALLBACK}"
+        results = []
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for run_dir in runs:
+                print(f"[{run_dir.name}, {threads} thread(s)]")
+                r = {"threads": threads, **bench_model(run_dir, args.batch, modes, args.repeats)}
+                print(
+                    f"  all {r['T_max']} steps: multi-step {r['full_ms']:.1f} ms, "
+                    f"stepped {r['stepped_full_ms']:.1f} ms (medians; stepping cost ratio "
+                    f"{r['stepping_cost_ratio']:.2f})"
+                )
+                for row in r["rows"]:
+                    print(describe(row))
+                results.append(r)
+                loads.append(os.getloadavg())
+    payload = {
+        "environment": environment(),
+        "load_average_1min_during_run": [round(load[0], 2) for load in loads],
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+        "models_from": source,
+        "batch": args.batch,
+        "repeats": args.repeats,
+        "target": f"step mode: measured speedup >= {TARGET} x (T_max / avg exit step)",
+        "all_exact": all(row["matches_offline"] for r in results for row in r["rows"]),
+        "min_ratio_step": summary(results, "step"),
+        "min_ratio_tail": summary(results, "tail"),
+        "results": results,
+    }
+    print(f"wrote {write_json('anytime', payload)}")
+
+
+if __name__ == "__main__":
+    main()
