@@ -158,9 +158,10 @@ class RunState:
 
     def keep(self, mask: Tensor) -> None:
         """Keep only the samples where ``mask`` (bool ``[B]``) is true, in every layer."""
+        idx = mask.nonzero().squeeze(1)  # index_select is several times faster than a mask
         for key, value in self._values.items():
             if isinstance(value, Tensor):
-                self._values[key] = value[mask]
+                self._values[key] = value.index_select(0, idx.to(value.device))
 
     def reset(self) -> None:
         self._values.clear()
