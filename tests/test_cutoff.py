@@ -7,6 +7,7 @@ import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
 import torch
+from hand_example import HAND, HAND_LABELS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,15 +21,6 @@ EPSILONS = st.sampled_from([0.0, 0.01, 0.1, 0.25, 0.5, 0.9, 0.999])
 # Same hand example as tests/test_metrics.py (T=3, N=4, K=3). Gaps Top1 - Top2, by hand:
 #   t=1: 1 1 4 1     t=2: 0 2 1 2     t=3: 2 3 1 1      -> G = 4; with M=4: grid 0, 1, 2, 3
 # S(t, n) (correct from t to T): t=1: 1 0 0 0   t=2: 1 1 0 0   t=3: 1 1 1 0
-HAND = np.array(
-    [
-        [[2, 1, 0], [1, 0, 0], [0, 0, 4], [0, 1, 0]],
-        [[3, 3, 0], [1, 3, 0], [0, 5, 4], [0, 2, 0]],
-        [[5, 3, 1], [1, 4, 0], [0, 5, 6], [1, 2, 0]],
-    ],
-    dtype=np.float32,
-)
-HAND_LABELS = np.array([0, 1, 2, 0])
 HAND_C = np.array(  # C(t, β_m), unforced; nan = no sample above β_m
     [[1 / 4, 0, 0, 0], [1 / 3, 1 / 2, np.nan, np.nan], [3 / 4, 1, 1, np.nan]]
 )

@@ -6,6 +6,7 @@ import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
 import torch
+from hand_example import HAND, HAND_LABELS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,15 +19,6 @@ SETTINGS = settings(max_examples=60, deadline=None)
 #   sample 1 (y=1): preds 0, 1, 1                            -> correct 0,1,1 -> OCT 2
 #   sample 2 (y=2): preds 2, 1, 2                            -> correct 1,0,1 -> OCT 3
 #   sample 3 (y=0): preds 1, 1, 1                            -> wrong at T    -> OCT 3 (= T)
-HAND = np.array(
-    [
-        [[2, 1, 0], [1, 0, 0], [0, 0, 4], [0, 1, 0]],
-        [[3, 3, 0], [1, 3, 0], [0, 5, 4], [0, 2, 0]],
-        [[5, 3, 1], [1, 4, 0], [0, 5, 6], [1, 2, 0]],
-    ],
-    dtype=np.float32,
-)
-HAND_LABELS = np.array([0, 1, 2, 0])
 
 
 @st.composite
