@@ -271,3 +271,24 @@ def make_all(profile_dir: Path, out_dir: Path | None = None) -> list[Path]:
             save(fn(runs, dataset, method), stem)
             written += [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     return written
+
+
+def confidence_map(splits: dict[str, tuple], betas, epsilon: float, bins: int = 100) -> plt.Figure:
+    """The confidence rate C(t, β) (method-spec 1.7) of each split, one shared colour scale,
+    with the chosen per-timestep thresholds β_t drawn on top.
+
+    ``splits`` maps a title to ``(cum_outputs [T, N, K], labels [N])``.
+    """
+    maps = {name: cutoff.confidence_rate(x, y, bins) for name, (x, y) in splits.items()}
+    low = min(float(np.nanmin(c)) for c, _ in maps.values())
+    betas = np.asarray(betas)
+    steps = np.arange(1, len(betas) + 1)
+    fig, axes = plt.subplots(1, len(maps), figsize=(6 * len(maps), 3.8), sharey=True, squeeze=False)
+    for ax, (name, (c, grid)) in zip(axes[0], maps.items(), strict=True):
+        mesh = ax.pcolormesh(grid, steps, c, shading="nearest", vmin=low, vmax=1)
+        ax.plot(betas, steps, "o-", c="crimson", label=f"β_t (ε = {epsilon:g})")
+        ax.set(title=name, xlabel="β (gap threshold)", yticks=steps)
+    axes[0][0].set(ylabel="timestep t")
+    axes[0][0].legend()
+    fig.colorbar(mesh, ax=axes[0].tolist(), label="C(t, β)")
+    return fig

@@ -141,3 +141,20 @@ def test_undeclared_papermill_parameters_are_refused(tmp_path):
     grid.check_parameters({"alpha": 1.0}, path)
     with pytest.raises(ConfigError, match="does not declare parameters \\['alhpa'\\]"):
         grid.check_parameters({"alhpa": 1.0}, path)
+
+
+def test_confidence_map_draws_each_split_with_the_thresholds(profile_dir):
+    from snnlib.records import finished_runs, load_outputs, load_run
+
+    run_dir = finished_runs(profile_dir)[0]
+    arrays = load_outputs(run_dir)
+    betas = load_run(run_dir)["metrics"]["topk_betas"]
+    splits = {
+        "calib": (arrays["calib_outputs"], arrays["calib_labels"]),
+        "test": (arrays["test_outputs"], arrays["test_labels"]),
+    }
+    fig = figures.confidence_map(splits, betas, 0.02, bins=20)
+    panels = [ax for ax in fig.axes if ax.get_title() in splits]
+    assert [ax.get_title() for ax in panels] == ["calib", "test"]
+    for ax in panels:
+        assert list(ax.lines[0].get_xdata()) == pytest.approx(betas)
