@@ -17,10 +17,11 @@ test batch of ``--batch`` samples with ``T_max`` = the run's ``T``:
 Reported per row: avg exit step, ``T_max / avg exit`` (the ideal speedup), the measured
 speedup ``baseline time / anytime time`` and their ratio (target >= 0.9 at batch 256). All
 callables of one model are timed round-robin in one process, so the ratios are comparable
-on a noisy machine; absolute times are not. The CPU allocator matters: glibc hands large
-blocks back to the OS, so every call page-faults its activations again; setting
-``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` high made both sides several times
-faster here (the JSON records them). Writes ``results/bench/anytime.json``.
+on a noisy machine; absolute times are not. The CPU allocator matters: by default glibc
+hands large blocks back to the OS, so every call page-faults its activations again; the
+benchmark asks it to keep freed memory (``common.keep_freed_memory``; ``--glibc-defaults``
+leaves it alone), which made both sides several times faster here; the JSON records it.
+Writes ``results/bench/anytime.json``.
 """
 
 from __future__ import annotations
@@ -30,19 +31,17 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import environment, write_json
+from common import environment, keep_freed_memory, time_round_robin, write_json
 
 from snnlib import cutoff, metrics
 from snnlib.anytime import run_anytime
 from snnlib.config import Config
-from snnlib.convert import convert
 from snnlib.data import info as dataset_info
-from snnlib.experiment import batches_for, build_network, run, to_time_first
+from snnlib.experiment import batches_for, load_snn, run, to_time_first
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.9
@@ -76,23 +75,6 @@ def train_fallback(out_dir: Path) -> list[Path]:
     return runs
 
 
-def load(run_dir: Path):
-    """``(config, snn in eval mode, metrics.json)`` of a finished run."""
-    config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
-    net = build_network(config)
-    if config.method == "qcfs":
-        net, _ = convert(net)
-    checkpoint = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
-    if checkpoint.get("config_digest") != config.digest():
-        # A field added to Config since the run changes the digest; the weights still load.
-        print(
-            f"  note: {run_dir.name}: model.pt digest {checkpoint.get('config_digest')} != "
-            f"config digest {config.digest()} (Config changed since the run?)"
-        )
-    net.load_state_dict(checkpoint["model"])
-    return config, net.eval(), json.loads((run_dir / "metrics.json").read_text())
-
-
 def test_batch(config: Config, batch: int):
     """``(engine input, sequence?, [T, B, ...] input of the full call, labels)``."""
     kind = dataset_info(config.dataset).kind
@@ -103,23 +85,6 @@ def test_batch(config: Config, batch: int):
     if kind == "event" and not accumulate:
         return x_full, True, x_full, y
     return x_full[0].contiguous(), False, x_full, y
-
-
-def time_round_robin(fns: dict, repeats: int, warmup: int = 2) -> tuple[dict, dict]:
-    """Wall and process-CPU times in ms of every callable, one call each per round (so a
-    drift in the machine's load hits all of them alike)."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    wall: dict[str, list[float]] = {name: [] for name in fns}
-    cpu: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            wall[name].append((time.perf_counter() - start) * 1e3)
-            cpu[name].append((time.process_time() - start_cpu) * 1e3)
-    return wall, cpu
 
 
 def speedup(times: dict, key: str, baselines=("full", "stepped-full"), statistic=None) -> float:
@@ -139,7 +104,8 @@ def speedup(times: dict, key: str, baselines=("full", "stepped-full"), statistic
 
 
 def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int) -> dict:
-    config, net, summary = load(run_dir)
+    config, net = load_snn(run_dir)
+    summary = json.loads((run_dir / "metrics.json").read_text())
     T = config.T
     x, sequence, x_full, y = test_batch(config, batch)
     with torch.no_grad():
@@ -241,6 +207,11 @@ def main() -> None:
     parser.add_argument("--tail", type=int, default=8, help="engine tail= for the tail mode")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument(
+        "--glibc-defaults",
+        action="store_true",
+        help="leave glibc malloc as it is (default: keep freed memory, see the docstring)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         nargs="+",
@@ -248,6 +219,7 @@ def main() -> None:
         help="torch thread counts to measure, one after the other",
     )
     args = parser.parse_args()
+    allocator = keep_freed_memory(not args.glibc_defaults)
     modes = {"step": {}, f"tail{args.tail}": {"tail": args.tail}}
     modes.update({f"chunk{c}": {"chunk": c} for c in args.chunks})
     runs = finished_runs(args.runs)
@@ -276,7 +248,10 @@ def main() -> None:
     payload = {
         "environment": environment(),
         "load_average_1min_during_run": [round(load[0], 2) for load in loads],
-        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+        "allocator": {
+            "mallopt": allocator or "glibc defaults",
+            "environment": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+        },
         "models_from": source,
         "batch": args.batch,
         "repeats": args.repeats,

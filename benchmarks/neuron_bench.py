@@ -15,7 +15,9 @@ threshold 1, hard reset to 0) on the same ``[T, N]`` input on CPU:
 Time: forward under ``no_grad``, and forward + ``backward(g)`` with a fixed dense ``g`` (what a
 layer above sends; ``.sum()`` would hand every neuron a free stride-0 gradient). All neurons are
 timed interleaved, round by round, in this one process, so ratios hold on a noisy machine;
-absolute times do not. Memory: see :func:`peak_memory`.
+absolute times do not. Timings run with glibc malloc keeping freed memory
+(``common.keep_freed_memory``; ``--glibc-defaults`` to compare), so that fresh output buffers
+do not page-fault on every call. Memory: see :func:`peak_memory`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from common import environment, write_json
+from common import environment, keep_freed_memory, write_json
 
 from snnlib import fast_lif
 from snnlib.neurons import LIF
@@ -195,6 +197,11 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument(
+        "--glibc-defaults",
+        action="store_true",
+        help="time with glibc malloc as it is (default: keep freed memory, common.py)",
+    )
     parser.add_argument("--name", default="neurons", help="results/bench/<name>.json")
     parser.add_argument(
         "--memory-child", nargs=3, metavar=("NAME", "T", "N"), help=argparse.SUPPRESS
@@ -206,6 +213,7 @@ def main() -> None:
         name, T, N = args.memory_child
         print(json.dumps(memory_child(name, int(T), int(N))))
         return
+    allocator = keep_freed_memory(not args.glibc_defaults)  # timings only: not the children
     load_before = os.getloadavg()  # other processes on the machine: the reason to trust ratios only
     rows = []
     for T in args.T:
@@ -235,6 +243,7 @@ def main() -> None:
                 f" | {mem}"
             )
     env = {**environment(), **versions()}
+    env["allocator_for_timings"] = allocator or "glibc defaults"
     env["load_average_1min_before_after"] = [load_before[0], os.getloadavg()[0]]
     env["snnlib_fast_first_build_s"] = first_build_seconds()
     payload = {

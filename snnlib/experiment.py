@@ -18,6 +18,7 @@ frames), as the official code's one-frame ``dvs-cifar10-1`` setting.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from functools import partial
@@ -48,6 +49,7 @@ from snnlib.train import (
     TensorBatches,
     distributed,
     fit,
+    load_checkpoint,
     save_checkpoint,
     seed_everything,
     select_device,
@@ -235,3 +237,24 @@ def run(config: Config | dict, force: bool = False, log=print) -> Path:
     mark_done(run_dir)
     log(f"[done] {run_dir}: accuracy at T={config.T}: {summary['accuracy_tmax']:.4f}")
     return run_dir
+
+
+def load_snn(run_dir: Path | str) -> tuple[Config, nn.Module]:
+    """``(config, SNN in eval mode on the CPU)`` of a finished run, from its ``model.pt``.
+
+    The SNN is what the run evaluated (for ``qcfs`` the converted IF network). The checkpoint
+    loads with ``weights_only=True`` and must belong to the run's ``config.json``
+    (:class:`~snnlib.train.CheckpointError` otherwise).
+    """
+    run_dir = Path(run_dir)
+    if not is_done(run_dir) or not (run_dir / "model.pt").is_file():
+        raise FileNotFoundError(
+            f"run_dir={str(run_dir)!r} is not a finished run with a model.pt (records copied "
+            "without weights, like results/quick, cannot be loaded; rerun the config)"
+        )
+    config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
+    snn = build_network(config)
+    if config.method == "qcfs":
+        snn, _ = convert(snn)
+    snn.load_state_dict(load_checkpoint(run_dir / "model.pt", config.digest())["model"])
+    return config, snn.eval()

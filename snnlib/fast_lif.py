@@ -157,26 +157,32 @@ def _grad_rows(g: Tensor | None, n: int) -> tuple[Tensor | None, int]:
     return g.contiguous(), n
 
 
+def _cpp_forward(x, v0, thr, p: LIFParams, membrane, final) -> Tensor:
+    """Run the forward kernel into ``membrane`` ``[T, ...]`` or ``final`` ``[1, ...]`` (one is
+    given; ``final`` may share ``v0``'s storage); returns the spikes."""
+    thr_n, thr_s = (thr, 0.0) if thr.dim() else (None, float(thr))
+    spikes = torch.empty_like(x)
+    status = _kernel()[0].snn_lif_forward(
+        x.data_ptr(), _ptr(v0), _ptr(thr_n), spikes.data_ptr(), _ptr(membrane), _ptr(final),
+        x.shape[0], x[0].numel(), p.decay, p.v_init, thr_s, p.reset == "hard",
+        torch.get_num_threads(),
+    )  # fmt: skip
+    if status != 0:
+        raise MemoryError("snnlib.fast_lif: the kernel could not allocate its work buffer")
+    return spikes
+
+
 class _CppLIF(torch.autograd.Function):
     """Fused kernel; saves only ``x`` and ``v0`` (see the module docstring)."""
 
     @staticmethod
     def forward(ctx, x, v0, thr, p: LIFParams, keep_membrane: bool):
-        T, n = x.shape[0], x[0].numel()
-        thr_n, thr_s = (thr, 0.0) if thr.dim() else (None, float(thr))
-        spikes = torch.empty_like(x)
         membrane = torch.empty_like(x) if keep_membrane else None
         final = None if keep_membrane else x.new_empty((1, *x.shape[1:]))
-        status = _kernel()[0].snn_lif_forward(
-            x.data_ptr(), _ptr(v0), _ptr(thr_n), spikes.data_ptr(), _ptr(membrane),
-            _ptr(final), T, n, p.decay, p.v_init, thr_s, p.reset == "hard",
-            torch.get_num_threads(),
-        )  # fmt: skip
-        if status != 0:
-            raise MemoryError("snnlib.fast_lif: the kernel could not allocate its work buffer")
+        spikes = _cpp_forward(x, v0, thr, p, membrane, final)
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, v0, thr_n)
-        ctx.p, ctx.thr_s, ctx.keep_membrane = p, thr_s, keep_membrane
+        ctx.save_for_backward(x, v0, thr if thr.dim() else None)
+        ctx.p, ctx.thr_s, ctx.keep_membrane = p, 0.0 if thr.dim() else float(thr), keep_membrane
         return spikes, membrane if keep_membrane else final
 
     @staticmethod
@@ -279,6 +285,7 @@ def lif_multistep_fast(
     *,
     keep_membrane: bool = True,
     backend: str = "auto",
+    inplace: bool = False,
 ) -> StepOut:
     """:func:`snnlib.neurons.lif_multistep`, bit for bit, fused (see the module docstring).
 
@@ -286,6 +293,10 @@ def lif_multistep_fast(
     ``v`` the initial membrane (``None``: ``v_init``). Returns spikes ``[T, B, ...]`` and the
     post-reset membranes ``[T, B, ...]``, or with ``keep_membrane=False`` only the final one,
     ``[1, B, ...]`` (all a :class:`~snnlib.neurons.RunState` needs; saves a ``[T, N]`` write).
+    ``inplace=True`` lets the C++ kernel write that final membrane into ``v`` itself in
+    inference (autograd off, ``v`` not requiring grad, ``v`` contiguous and ``x[0]``-shaped):
+    streaming then moves less memory per step than with a fresh buffer. ``v`` must not be
+    needed afterwards; where the conditions do not hold, a new tensor is returned as usual.
     Cases the fast paths do not cover (a threshold that requires grad or has another dtype or
     shape, ``T = 0``) run the reference.
     """
@@ -320,6 +331,10 @@ def lif_multistep_fast(
         use_cpp = False
     if use_cpp:
         thr = thr.expand(step_shape).contiguous() if thr.dim() else thr
+        grad = torch.is_grad_enabled() or (v is not None and v.requires_grad)
+        if inplace and v is not None and not (keep_membrane or grad):
+            final = v.view(1, *step_shape)
+            return StepOut(_cpp_forward(x.contiguous(), v, thr, p, None, final), final)
         out = _CppLIF.apply(x.contiguous(), v, thr, p, keep_membrane)
     else:
         out = _TorchLIF.apply(x, v, thr, p, keep_membrane)

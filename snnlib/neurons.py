@@ -145,6 +145,8 @@ class RunState:
 
     A layer stores its membrane (or a step counter) under its own identity. ``keep(mask)``
     drops samples from every stored batch, so an anytime engine can remove exited samples.
+    The state owns its tensors: during inference (no autograd) :class:`LIF` updates its
+    membrane in place, so clone a value from :meth:`get` to keep a snapshot.
     """
 
     def __init__(self) -> None:
@@ -211,17 +213,19 @@ class LIF(SpikingModule):
         self, x: Tensor, state: RunState | None = None, collector: Collector | None = None
     ) -> Tensor:
         v0 = None if state is None else state.get(self)
+        keep = collector is not None  # else only the final membrane, for the state
         if self.backend == "reference":
             spikes, membrane = lif_multistep(x, self.threshold, self.params, v0)
         else:  # the same numbers, fused; imported here because fast_lif imports this module
             from snnlib.fast_lif import lif_multistep_fast
 
-            keep = collector is not None  # else only the final membrane, for the state
             spikes, membrane = lif_multistep_fast(
-                x, self.threshold, self.params, v0, keep_membrane=keep, backend=self.backend
-            )
-        if state is not None:
-            state.set(self, membrane[-1])
+                x, self.threshold, self.params, v0, keep_membrane=keep, backend=self.backend,
+                inplace=state is not None,  # the state owns v0: update it (inference only)
+            )  # fmt: skip
+        if state is not None:  # a collector's record must not be updated in place later
+            last = membrane[-1]
+            state.set(self, last.clone() if keep and not last.requires_grad else last)
         if collector is not None:
             collector.add(LayerRecord(self, spikes, membrane, self.threshold))
         return spikes * self.threshold if self.params.weighted_output else spikes

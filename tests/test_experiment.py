@@ -1,6 +1,7 @@
 """Experiments end to end on the embedded data: records, recomputation, resume, bad input."""
 
 import json
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ import torch
 
 from snnlib import experiment, train
 from snnlib.config import Config, ConfigError
-from snnlib.evaluate import summarise
+from snnlib.evaluate import collect_outputs, summarise
 from snnlib.records import RECORD_FILES, load_outputs, load_run, write_json
 from snnlib.train import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -54,6 +55,12 @@ def test_each_method_leaves_a_complete_record(tmp_path, method):
     assert record["per_timestep"]["timestep"].tolist() == [1, 2, 3, 4]
     if method == "qcfs":
         assert record["metrics"]["ann_accuracy"] is not None
+    # The saved SNN reloads (weights_only) and reproduces the stored test outputs exactly.
+    config, snn = experiment.load_snn(run_dir)
+    forward = partial(experiment.network_forward, T=config.T, kind="static", accumulate=False)
+    test = experiment.batches_for(config, "test", False, False)
+    again = collect_outputs(snn, test, forward, torch.device("cpu"))["outputs"]
+    assert np.array_equal(again, outputs["test_outputs"])
 
 
 def test_record_numbers_recompute_from_outputs(tmp_path):
@@ -108,6 +115,11 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     b = torch.load(resumed / "model.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert load_run(reference)["metrics"] == load_run(resumed)["metrics"]
+
+
+def test_load_snn_needs_a_finished_run_with_weights(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run_dir=.*not a finished run with a model.pt"):
+        experiment.load_snn(tmp_path)
 
 
 def test_checkpoint_from_another_config_or_corrupt_is_refused(tmp_path):

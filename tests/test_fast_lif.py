@@ -216,6 +216,37 @@ def test_lif_module_backends_agree_with_reference(backend):
         LIF(backend="fast")
 
 
+@pytest.mark.parametrize("backend", ["auto", *NAMES])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_streaming_inference_updates_the_state_in_place(backend, reset):
+    # One step at a time under no_grad == the multi-step run; with the C++ kernel the state's
+    # membrane is written in place (same storage every step) and a collector's record is not.
+    x = inputs(14, grid=True)
+    kw = dict(decay=0.5, threshold=torch.linspace(0.5, 1.25, 4).view(4, 1), reset=reset)
+    lif = LIF(**kw, v_init=0.25, backend=backend)
+    want = lif(x)
+    state, collector = RunState(), Collector()
+    with torch.no_grad():
+        outs = [lif(x[:1], state, collector)]
+        recorded = collector.records[0].membrane.clone()
+        v = state.get(lif)
+        outs += [lif(x[t : t + 1], state) for t in range(1, x.shape[0])]
+        state_b = RunState()  # the first step without a collector: v0 is v_init
+        outs_b = [lif(x[t : t + 1], state_b) for t in range(x.shape[0])]
+    assert torch.equal(torch.cat(outs), want) and torch.equal(torch.cat(outs_b), want)
+    assert torch.equal(state.get(lif), state_b.get(lif))
+    assert torch.equal(collector.records[0].membrane, recorded)
+    in_place = backend != "torch" and fast_lif.cpp_available()
+    assert (state.get(lif).data_ptr() == v.data_ptr()) == in_place
+    with torch.enable_grad():  # training: never in place (v0 is saved for backward)
+        xg = x.clone().requires_grad_(True)
+        state = RunState()
+        lif(xg[:1], state)
+        v = state.get(lif)
+        lif(xg[1:2], state)
+        assert state.get(lif).data_ptr() != v.data_ptr()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
 def test_gpu_uses_the_pure_pytorch_path():
     x, p = inputs(12, grid=False).to("cuda"), LIFParams(decay=0.5, reset="soft")
