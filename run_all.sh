@@ -22,6 +22,9 @@ Each run executes notebooks/10_train.ipynb through papermill; its executed copy 
 under results/<profile>/notebooks/ (ignored by git). A failing run does not stop the
 others; it is named at the end and the exit status is non-zero.
 
+Memory: exports MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ and MALLOC_TOP_PAD_ (unless
+already set) so that glibc keeps freed memory for reuse: CPU runs are 1.6-2x faster.
+
 Environment: uses the active virtual or conda environment when snnlib's dependencies are
 importable there; otherwise creates .venv with pip (Python >= 3.10, chosen by $PYTHON,
 default python3). Set-up is skipped on reruns unless pyproject.toml changed.
@@ -77,6 +80,12 @@ if [[ ! -f configs/$profile.yaml ]]; then
 fi
 
 setup
+# glibc's malloc otherwise unmaps every large freed block, so each training or evaluation step
+# page-faults its activations afresh; keeping freed memory made CPU runs 1.6-2x faster here and
+# changes no number. A value already in the environment wins; other C libraries ignore these.
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-2147483647}
+export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-2147483647}
+export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-536870912}
 case $mode in
     test)
         "$PY" -m ruff check snnlib tests benchmarks

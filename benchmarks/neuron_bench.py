@@ -155,7 +155,8 @@ def peak_memory(name: str, T: int, N: int) -> dict:
     live memory instead of malloc's cache. ``saved_mib``: distinct storages that autograd
     saves for backward (``saved_tensors_hooks``), not counting the input's own storage.
     """
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     cmd = [sys.executable, __file__, "--memory-child", name, str(T), str(N)]
     cmd += ["--threads", str(torch.get_num_threads())]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, timeout=600)
