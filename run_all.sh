@@ -16,7 +16,8 @@ Usage: ./run_all.sh [test] [--profile NAME] [--data-root DIR] [--only PATTERN] [
   --profile NAME     run configs/NAME.yaml instead (e.g. paper: needs the datasets, a GPU)
   --data-root DIR    folder holding the paper datasets (see snnlib/data)
   --only PATTERN     only runs whose run_id matches PATTERN (glob or substring)
-  --force            rerun finished runs (default: skip them; unfinished runs resume)
+  --force            rerun finished runs (default: skip them; unfinished runs resume, and
+                     records without their weights, as committed, are recomputed)
 
 Each run executes notebooks/10_train.ipynb through papermill; its executed copy is kept
 under results/<profile>/notebooks/ (ignored by git). A failing run does not stop the

@@ -40,8 +40,7 @@ from common import environment, keep_freed_memory, time_round_robin, write_json
 from snnlib import cutoff, metrics
 from snnlib.anytime import run_anytime
 from snnlib.config import Config
-from snnlib.data import info as dataset_info
-from snnlib.experiment import batches_for, load_snn, run, to_time_first
+from snnlib.experiment import anytime_input, batches_for, load_snn, run
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.9
@@ -77,14 +76,11 @@ def train_fallback(out_dir: Path) -> list[Path]:
 
 def test_batch(config: Config, batch: int):
     """``(engine input, sequence?, [T, B, ...] input of the full call, labels)``."""
-    kind = dataset_info(config.dataset).kind
-    accumulate = config.method == "qcfs" and kind == "event"
     batches = batches_for(config.replace(eval_batch_size=batch), "test", False, False)
     x, y = next(iter(batches.epoch()))
-    x_full = to_time_first(x, config.T, kind, accumulate)
-    if kind == "event" and not accumulate:
-        return x_full, True, x_full, y
-    return x_full[0].contiguous(), False, x_full, y
+    x, sequence = anytime_input(config, x)
+    x_full = x if sequence else x.unsqueeze(0).expand(config.T, *x.shape)
+    return x, sequence, x_full, y
 
 
 def speedup(times: dict, key: str, baselines=("full", "stepped-full"), statistic=None) -> float:

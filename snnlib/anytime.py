@@ -23,6 +23,13 @@ saved is coarser (``sample_steps`` counts the steps actually run).
 
 The network is anything :class:`~snnlib.adapters.Steppable` (see :mod:`snnlib.adapters`);
 an snnlib model is wrapped in :class:`~snnlib.adapters.SnnlibAdapter` automatically.
+
+Speed (``benchmarks/anytime_bench.py``, README): on a CPU one step of the live batch costs
+1.1-1.2x a step of the folded multi-step call, since the LIF layers update their membranes in
+place; what keeps the measured speedup below ``T_max / avg exit step`` is the fixed cost of a
+network call, paid at every step by the last few samples (``tail`` trades it for a little
+extra work). With glibc, keep freed memory for reuse (``run_all.sh`` sets ``MALLOC_*``)
+or every step page-faults its activations afresh.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """One experiment: config -> data -> model -> train -> evaluate -> run record.
 
 ``run(config) -> run_dir`` is the single entry point; ``python -m snnlib run`` and the
-``10_train`` notebook call it. A finished run (``DONE`` present) is skipped unless
-``force=True``; an unfinished one resumes from its last checkpoint.
+``10_train`` notebook call it. A finished run (``DONE`` and ``model.pt`` present) is skipped
+unless ``force=True``; an unfinished one resumes from its last checkpoint; a record without
+its weights (as committed under ``results/``) is recomputed in place.
 
 Methods (spec 1.3-1.4):
 
@@ -36,6 +37,7 @@ from snnlib.losses import mean_ce, tet_loss
 from snnlib.neurons import Collector
 from snnlib.records import (
     HISTORY_COLUMNS,
+    has_weights,
     is_done,
     mark_done,
     provenance,
@@ -66,6 +68,19 @@ def to_time_first(x: Tensor, T: int, kind: str, accumulate: bool) -> Tensor:
             return x
         x = x.mean(0)  # the accumulated frame [B, C, H, W]
     return x.unsqueeze(0).expand(T, *x.shape)  # the same input at every step
+
+
+def anytime_input(config: Config, x: Tensor) -> tuple[Tensor, bool]:
+    """A data-layer batch -> ``(x, sequence)`` for :func:`snnlib.anytime.run_anytime`, as the
+    run's SNN sees it: event frames ``[T, B, ...]`` (``sequence=True``), else the static input
+    ``[B, ...]`` repeated at every step (images; the accumulated frame for ``qcfs`` on events).
+    """
+    kind = data.info(config.dataset).kind
+    accumulate = config.method == "qcfs" and kind == "event"
+    x = to_time_first(x, config.T, kind, accumulate)
+    if kind == "event" and not accumulate:
+        return x, True
+    return x[0].contiguous(), False
 
 
 def network_forward(
@@ -146,11 +161,13 @@ def run(config: Config | dict, force: bool = False, log=print) -> Path:
     if not isinstance(config, Config):
         config = Config.from_dict(config)
     run_dir = config.run_dir
-    if is_done(run_dir) and not force:
+    if has_weights(run_dir) and not force:
         log(f"[skip] {run_dir} is finished (force=True reruns it)")
         return run_dir
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
+    elif is_done(run_dir):  # a record without its weights: no longer complete while redone
+        (run_dir / "DONE").unlink()
     started = time.time()
     rank, world = distributed()
     device = select_device(config.device)
@@ -247,7 +264,7 @@ def load_snn(run_dir: Path | str) -> tuple[Config, nn.Module]:
     (:class:`~snnlib.train.CheckpointError` otherwise).
     """
     run_dir = Path(run_dir)
-    if not is_done(run_dir) or not (run_dir / "model.pt").is_file():
+    if not has_weights(run_dir):
         raise FileNotFoundError(
             f"run_dir={str(run_dir)!r} is not a finished run with a model.pt (records copied "
             "without weights, like results/quick, cannot be loaded; rerun the config)"

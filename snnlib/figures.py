@@ -141,9 +141,12 @@ def write_table(frame: pd.DataFrame, path_stem: Path) -> None:
 
 
 def save(fig: plt.Figure, path_stem: Path) -> None:
+    """``<stem>.png`` and ``<stem>.svg``; the SVG without a date and with fixed element ids, so
+    a figure redrawn from unchanged records is an unchanged file."""
     path_stem.parent.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "svg"):
-        fig.savefig(path_stem.with_suffix(f".{ext}"), dpi=150, bbox_inches="tight")
+    fig.savefig(path_stem.with_suffix(".png"), dpi=150, bbox_inches="tight")
+    with plt.rc_context({"svg.hashsalt": "snnlib"}):
+        fig.savefig(path_stem.with_suffix(".svg"), bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
 
 

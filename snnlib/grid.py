@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from snnlib.config import Config, ConfigError
-from snnlib.records import is_done
+from snnlib.records import has_weights
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_NOTEBOOK = REPO / "notebooks" / "10_train.ipynb"
@@ -115,7 +115,7 @@ def run_grid(
     ]
     failures: list[tuple[str, str]] = []
     for config in tqdm(selected, desc=f"grid {configs[0].profile if configs else ''}"):
-        if is_done(config.run_dir) and not force:
+        if has_weights(config.run_dir) and not force:
             log(f"[skip] {config.run_id} (finished)")
             continue
         t0 = time.perf_counter()

@@ -94,7 +94,17 @@ def _jsonable(value: Any) -> Any:
 
 
 def is_done(run_dir: Path) -> bool:
+    """The record is complete (``DONE``): enough for tables, figures and notebooks."""
     return (Path(run_dir) / "DONE").is_file()
+
+
+def has_weights(run_dir: Path) -> bool:
+    """Complete with its weights (``DONE`` and ``model.pt``): a run that needs no rerun.
+
+    Records committed to ``results/`` carry no weights, so a fresh clone's ``run_all.sh``
+    recomputes them (and ``git diff results/`` shows whether they reproduce).
+    """
+    return is_done(run_dir) and (Path(run_dir) / "model.pt").is_file()
 
 
 def mark_done(run_dir: Path) -> None:
@@ -103,7 +113,11 @@ def mark_done(run_dir: Path) -> None:
 
 # ---- provenance -------------------------------------------------------------------------------
 def git_state(repo: Path | None = None) -> dict[str, Any]:
-    """The commit and dirty flag of the checkout that holds ``snnlib`` (None outside git)."""
+    """The commit and dirty flag of the checkout that holds ``snnlib`` (None outside git).
+
+    ``dirty``: a tracked file differs from the commit outside ``results/`` (the code, configs
+    or notebooks), so that a rerun which rewrites committed records still counts as clean.
+    """
     repo = repo or Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str | None:
@@ -116,7 +130,7 @@ def git_state(repo: Path | None = None) -> dict[str, Any]:
         return out.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 

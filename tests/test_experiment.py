@@ -1,6 +1,7 @@
 """Experiments end to end on the embedded data: records, recomputation, resume, bad input."""
 
 import json
+import subprocess
 from functools import partial
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from snnlib import experiment, train
 from snnlib.config import Config, ConfigError
 from snnlib.evaluate import collect_outputs, summarise
-from snnlib.records import RECORD_FILES, load_outputs, load_run, write_json
+from snnlib.records import RECORD_FILES, git_state, is_done, load_outputs, load_run, write_json
 from snnlib.train import CheckpointError, load_checkpoint, save_checkpoint
 
 TINY = {
@@ -88,6 +89,19 @@ def test_rerun_of_a_finished_run_does_nothing(tmp_path):
     assert any("[skip]" in m for m in messages)
 
 
+def test_record_without_weights_is_recomputed_to_the_same_numbers(tmp_path):
+    # As on a fresh clone: the committed record has DONE but no model.pt.
+    config = tiny(tmp_path)
+    run_dir = experiment.run(config, log=lambda *_: None)
+    before = {name: (run_dir / name).read_bytes() for name in ("metrics.json", "outputs.npz")}
+    (run_dir / "model.pt").unlink()
+    messages = []
+    experiment.run(config, log=messages.append)
+    assert not any("[skip]" in m for m in messages)
+    assert is_done(run_dir) and (run_dir / "model.pt").is_file()
+    assert all((run_dir / name).read_bytes() == data for name, data in before.items())
+
+
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     config = tiny(tmp_path / "a", epochs=2, method="tet", alpha=0.003)
     reference = experiment.run(config, log=lambda *_: None)
@@ -118,7 +132,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
 
 
 def test_load_snn_needs_a_finished_run_with_weights(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run_dir=.*not a finished run with a model.pt"):
+    with pytest.raises(FileNotFoundError, match=r"run_dir=.*not a finished run with a model\.pt"):
         experiment.load_snn(tmp_path)
 
 
@@ -179,3 +193,21 @@ def test_run_id_is_readable_and_stable():
     assert a.run_id == b.run_id
     assert a.run_id.startswith("mnist5k-qcfs-mnist-cnn-T8-a0.003-s0-")
     assert a.run_id != Config.from_dict({"alpha": 0.002}).run_id
+
+
+def test_provenance_dirty_flag_ignores_rewritten_records(tmp_path):
+    # A rerun rewrites committed records under results/: that alone is not a dirty checkout.
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "results" / "record.csv").write_text("x\n1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "record.csv").write_text("x\n2\n")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert git_state(tmp_path)["dirty"] is True

@@ -46,6 +46,10 @@ def test_make_all_writes_every_figure_and_table(profile_dir):
             assert f"{stem}_{pair}.png" in names and f"{stem}_{pair}.svg" in names
     for table in ("summary", "summary_pretty", "ledger"):
         assert {f"{table}.csv", f"{table}.md", f"{table}.tex"} <= names
+    # Redrawn from the same records, every file is byte-identical (no dates, fixed SVG ids).
+    before = {p: p.read_bytes() for p in written}
+    assert figures.make_all(profile_dir) == written
+    assert all(p.read_bytes() == before[p] for p in written)
 
 
 def test_summary_is_mean_and_std_over_seeds(profile_dir):
@@ -114,6 +118,7 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
         if config.seed == 1:
             raise RuntimeError("boom")
         mark_done(config.run_dir)
+        (config.run_dir / "model.pt").write_bytes(b"weights")  # finished: record and weights
         return config.run_dir
 
     monkeypatch.setattr(experiment, "run", fake_run)
@@ -125,6 +130,10 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
     assert ran == [1]  # finished runs are skipped
     grid.run_grid(configs, only="*-s2-*", force=True, use_notebook=False, log=lambda *_: None)
     assert ran == [1, 2]
+    ran.clear()
+    (configs[0].run_dir / "model.pt").unlink()  # a record without weights, as committed
+    grid.run_grid(configs, use_notebook=False, log=lambda *_: None)
+    assert ran == [0, 1]
 
 
 def test_undeclared_papermill_parameters_are_refused(tmp_path):

@@ -103,6 +103,8 @@ def test_cutoff_notebook_analyses_a_run(trained, tmp_path):
     config, _ = trained
     nb = execute("20_cutoff", tmp_path, run_dir=str(config.run_dir))
     assert len(outputs(nb, "image/png")) >= 5  # per-t, C map, trade-off, rules, exits
+    anytime_table = outputs(nb, "text/html")[-1]  # the engine on the run's saved SNN
+    assert "exits identical to offline" in anytime_table and "measured speedup" in anytime_table
 
 
 def test_walkthrough_trains_tiny_models_and_shows_committed_results(tmp_path, fabricated):
