@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    show(run_dir)
+    from snnlib.train import distributed
+
+    if distributed()[0] == 0:  # under torchrun the other ranks have no record to show
+        show(run_dir)
     return 0
 
 

@@ -49,6 +49,7 @@ from snnlib.regularisers import RCS
 from snnlib.train import (
     LoaderBatches,
     TensorBatches,
+    barrier,
     distributed,
     fit,
     load_checkpoint,
@@ -156,20 +157,28 @@ def build_network(config: Config) -> nn.Module:
     )
 
 
+def _quiet(*_) -> None:
+    pass
+
+
 def run(config: Config | dict, force: bool = False, log=print) -> Path:
     """Run one experiment and return its run folder (skipped when already finished)."""
     if not isinstance(config, Config):
         config = Config.from_dict(config)
     run_dir = config.run_dir
+    rank, world = distributed()
+    if rank != 0:  # under torchrun only rank 0 reports and writes the record
+        log = _quiet
     if has_weights(run_dir) and not force:
         log(f"[skip] {run_dir} is finished (force=True reruns it)")
         return run_dir
-    if force and run_dir.exists():
+    barrier(world)  # every rank has checked before rank 0 changes the folder
+    if rank == 0 and force and run_dir.exists():
         shutil.rmtree(run_dir)
-    elif is_done(run_dir):  # a record without its weights: no longer complete while redone
+    elif rank == 0 and is_done(run_dir):  # a record without its weights: incomplete till redone
         (run_dir / "DONE").unlink()
+    barrier(world)
     started = time.time()
-    rank, world = distributed()
     device = select_device(config.device)
     seed_everything(config.seed)
     info = data.info(config.dataset)
@@ -182,7 +191,8 @@ def run(config: Config | dict, force: bool = False, log=print) -> Path:
     train = batches_for(config, "train", True, None, rank, world)
     calib = batches_for(config, "calib", False, False)
     test = batches_for(config, "test", False, False)
-    write_json(run_dir / "config.json", config.to_dict())
+    if rank == 0:
+        write_json(run_dir / "config.json", config.to_dict())
 
     model = build_network(config).to(device)
     optimizer = torch.optim.SGD(

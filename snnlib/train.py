@@ -64,12 +64,20 @@ def distributed() -> tuple[int, int]:
     return dist.get_rank(), world
 
 
+def barrier(world: int) -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if world > 1:
+        torch.distributed.barrier()
+
+
 @dataclass
 class TensorBatches:
     """Batches of an in-memory split, by slicing a seeded permutation (fast on CPU too).
 
     The order depends only on ``(seed, epoch)``, so a resumed run sees the same batches.
-    Under DDP each rank takes every ``world``-th sample of the permutation.
+    Under DDP each rank takes every ``world``-th sample of the permutation, padded by wrapping
+    around (as ``DistributedSampler``) so that every rank runs the same number of batches:
+    a rank with one batch more would wait forever for the others' gradients.
     """
 
     x: Tensor
@@ -87,13 +95,14 @@ class TensorBatches:
             order = torch.randperm(n, generator=g)
         else:
             order = torch.arange(n)
-        order = order[self.rank :: self.world]
+        pad = -n % self.world
+        order = torch.cat([order, order[:pad]])[self.rank :: self.world]
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             yield self.x[idx], self.y[idx]
 
     def __len__(self) -> int:
-        return math.ceil(len(self.y[self.rank :: self.world]) / self.batch_size)
+        return math.ceil(math.ceil(len(self.y) / self.world) / self.batch_size)
 
 
 @dataclass
