@@ -14,6 +14,10 @@ test batch of ``--batch`` samples with ``T_max`` = the run's ``T``:
   run's chosen ε (``metrics.json`` ``topk_betas``) and a few other rules; each result is
   checked against the offline exits (``matches_offline``).
 
+* stream mode (``--stream-batch``): the whole test split through ``stream_anytime`` with at
+  most that many samples live, a finished sample replaced by the next one, against the
+  multi-step call over consecutive batches of the same size.
+
 Reported per row: avg exit step, ``T_max / avg exit`` (the ideal speedup), the measured
 speedup ``baseline time / anytime time`` and their ratio (target >= 0.9 at batch 256). All
 callables of one model are timed round-robin in one process, so the ratios are comparable
@@ -38,7 +42,7 @@ import torch
 from common import environment, keep_freed_memory, time_round_robin, write_json
 
 from snnlib import cutoff, metrics
-from snnlib.anytime import run_anytime
+from snnlib.anytime import run_anytime, stream_anytime
 from snnlib.config import Config
 from snnlib.experiment import anytime_input, batches_for, load_snn, run
 
@@ -174,6 +178,51 @@ def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int) -> dict:
     }
 
 
+def bench_stream(run_dir: Path, batch: int, repeats: int) -> dict:
+    """The whole test split, Top-K at the run's ε: ``stream_anytime`` with at most ``batch``
+    samples live (a sample that exits is replaced by the next), against the folded
+    multi-step call over consecutive batches of ``batch`` (all T_max steps for everyone)."""
+    config, net = load_snn(run_dir)
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    T = config.T
+    x, sequence, x_full, y = test_batch(config, 10**6)  # the whole split in one tensor
+    chunks = [x_full[:, i : i + batch] for i in range(0, len(y), batch)]
+    with torch.no_grad():
+        cum = torch.cat([net(c).float().cumsum(0) for c in chunks], 1)
+    rule = cutoff.TopK(summary["topk_betas"])
+    steps = cutoff.exit_steps(rule, cum)
+    res = stream_anytime(net, x, rule, T, batch=batch, sequence=sequence)
+
+    def full():
+        with torch.no_grad():
+            for c in chunks:
+                net(c)
+
+    def stream():
+        stream_anytime(net, x, rule, T, batch=batch, sequence=sequence)
+
+    wall, _ = time_round_robin({"full": full, "stream": stream}, repeats, warmup=1)
+    measured = speedup(wall, "stream", baselines=("full",))
+    ideal = T / float(steps.mean())
+    return {
+        "run": run_dir.name,
+        "samples": len(y),
+        "batch": batch,
+        "rule": f"topk(eps={summary['topk_epsilon']:g})",
+        "matches_offline": bool(
+            np.array_equal(res.exit_steps, steps)
+            and np.array_equal(res.predictions, metrics.predict_at_exit(cum, steps))
+        ),
+        "avg_exit_step": float(steps.mean()),
+        "ideal_speedup": ideal,
+        "measured_speedup": measured,
+        "ratio_to_ideal": measured / ideal,
+        "calls": res.steps_run,
+        "calls_full": len(chunks) * T,
+        "times_ms": wall,
+    }
+
+
 def describe(row: dict) -> str:
     return (
         f"  {row['rule']:<18} {row['mode']:<7} avg exit {row['avg_exit_step']:.2f}  "
@@ -201,6 +250,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--chunks", type=int, nargs="*", default=[2])
     parser.add_argument("--tail", type=int, default=8, help="engine tail= for the tail mode")
+    parser.add_argument(
+        "--stream-batch",
+        type=int,
+        default=256,
+        help="live batch of the whole-split stream mode (0: skip it)",
+    )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument(
         "--glibc-defaults",
@@ -226,7 +281,7 @@ def main() -> None:
             print(f"no finished run with a model.pt under {args.runs}: training small models")
             runs = train_fallback(Path(tmp))
             source = f"trained here (no finished quick run), T=8: {FALLBACK}"
-        results = []
+        results, stream_rows = [], []
         for threads in args.threads:
             torch.set_num_threads(threads)
             for run_dir in runs:
@@ -240,6 +295,15 @@ def main() -> None:
                 for row in r["rows"]:
                     print(describe(row))
                 results.append(r)
+                if args.stream_batch:
+                    row = bench_stream(run_dir, args.stream_batch, args.repeats)
+                    stream_rows.append({"threads": threads, **row})
+                    print(
+                        f"  stream, {row['samples']} samples, batch {row['batch']}: avg exit "
+                        f"{row['avg_exit_step']:.2f}  ideal x{row['ideal_speedup']:.2f}  "
+                        f"measured x{row['measured_speedup']:.2f}  ratio "
+                        f"{row['ratio_to_ideal']:.2f}  exact={row['matches_offline']}"
+                    )
                 loads.append(os.getloadavg())
     payload = {
         "environment": environment(),
@@ -252,9 +316,11 @@ def main() -> None:
         "batch": args.batch,
         "repeats": args.repeats,
         "target": f"step mode: measured speedup >= {TARGET} x (T_max / avg exit step)",
-        "all_exact": all(row["matches_offline"] for r in results for row in r["rows"]),
+        "all_exact": all(row["matches_offline"] for r in results for row in r["rows"])
+        and all(row["matches_offline"] for row in stream_rows),
         "min_ratio_step": summary(results, "step"),
         "min_ratio_tail": summary(results, "tail"),
+        "stream": stream_rows,
         "results": results,
     }
     print(f"wrote {write_json('anytime', payload)}")

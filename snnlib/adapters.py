@@ -91,13 +91,29 @@ class SnnlibAdapter(StepAdapter):
         self.state = RunState()
 
     def step(self, x_t: Tensor) -> Tensor:
-        return self.model(x_t.unsqueeze(0), self.state)[0]  # [1, n, ...] -> [n, K]
+        return self.steps(x_t.unsqueeze(0))[0]  # [1, n, ...] -> [n, K]
 
     def steps(self, x: Tensor) -> Tensor:
-        return self.model(x, self.state)  # [k, n, ...] -> [k, n, K]
+        if x.shape[0] * x.shape[1] != 1:
+            return self.model(x, self.state)  # [k, n, ...] -> [k, n, K]
+        # One sample for one step: CPU kernels take other paths for a batch of one (e.g.
+        # matrix-vector) whose rounding differs from the batched run, so run two copies.
+        self.state.keep(torch.zeros(2, dtype=torch.int64))
+        out = self.model(x.expand(1, 2, *x.shape[2:]), self.state)
+        self.state.keep(torch.zeros(1, dtype=torch.int64))
+        return out[:, :1]
 
     def keep(self, mask: Tensor) -> None:
         self.state.keep(mask)
+
+    def join(self, x_t: Tensor) -> Tensor:
+        """First step of new samples from a fresh state; they join the live batch at its end
+        (what :func:`snnlib.anytime.stream_anytime` needs)."""
+        live, self.state = self.state, RunState()
+        o_t = self.step(x_t)
+        live.extend(self.state)
+        self.state = live
+        return o_t
 
 
 class SpikingJellyAdapter(StepAdapter):

@@ -21,11 +21,19 @@ sample still exits at the first ``t`` inside the chunk where the rule fires, wit
 prediction at that ``t``, so predictions and exit steps equal step mode's; only the work
 saved is coarser (``sample_steps`` counts the steps actually run).
 
+Stream mode (:func:`stream_anytime`) serves many samples with at most ``batch`` live: an
+exited sample's slot goes to the next waiting sample (continuous batching), so samples at
+different steps share each call; each still runs exactly its own steps.
+
 The network is anything :class:`~snnlib.adapters.Steppable` (see :mod:`snnlib.adapters`);
 an snnlib model is wrapped in :class:`~snnlib.adapters.SnnlibAdapter` automatically.
+Exactness needs a network whose numbers for a sample do not depend on the batch around it.
+On a CPU that fails for a batch of one (matrix-vector kernels round differently), so
+:class:`~snnlib.adapters.SnnlibAdapter` runs a lone sample as two copies; the other
+adapters do not, and a last straggler's exit may then differ in rare near-tie cases.
 
 Speed (``benchmarks/anytime_bench.py``, README): on a CPU one step of the live batch costs
-1.1-1.2x a step of the folded multi-step call, since the LIF layers update their membranes in
+1.05-1.2x a step of the folded multi-step call, since the LIF layers update their membranes in
 place; what keeps the measured speedup below ``T_max / avg exit step`` is the fixed cost of a
 network call, paid at every step by the last few samples (``tail`` trades it for a little
 extra work). With glibc, keep freed memory for reuse (``run_all.sh`` sets ``MALLOC_*``)
@@ -45,7 +53,7 @@ from torch import Tensor
 from snnlib.adapters import as_steppable
 from snnlib.cutoff import StoppingRule
 
-__all__ = ["AnytimeResult", "cumulative_outputs", "run_anytime"]
+__all__ = ["AnytimeResult", "cumulative_outputs", "run_anytime", "stream_anytime"]
 
 # Input of step t (1-based) for the live samples (their original indices) -> [n_live, ...].
 InputFn = Callable[[int, Tensor], Tensor]
@@ -145,6 +153,13 @@ class _Inputs:
             return self.x.unsqueeze(0).expand(k, *self.x.shape)
         w = self.x[t0 : t0 + k]
         return w if full else w.index_select(1, live)
+
+    def rows(self, idx: Tensor, t: Tensor) -> Tensor:
+        """Inputs of samples ``idx`` (original indices), each at its own step ``t`` (1-based):
+        ``[n, ...]`` (stream mode; a tensor ``x`` that was never compacted)."""
+        if not self.sequence:
+            return self.x.index_select(0, idx)
+        return self.x[t - 1, idx]
 
     def keep(self, rest: Tensor) -> None:
         """Keep the samples at positions ``rest`` (int64) of the live batch."""
@@ -288,6 +303,107 @@ def run_anytime(
         chunk=chunk,
         batch_sizes=tuple(sizes),
         call_steps=tuple(ks),
+    )
+
+
+def _stop_per_step(rule: StoppingRule, y: Tensor, t: Tensor, t_max: int) -> Tensor:
+    """``rule.stop`` for samples at different steps ``t`` ``[n]``: one call per distinct step
+    (rules act row by row), forced at ``t_max``."""
+    fire = t == t_max
+    for step in t.unique().tolist():
+        if step < t_max:
+            rows = t == step
+            stop = rule.stop(y[rows], step)
+            if stop.shape != (int(rows.sum()),) or stop.dtype != torch.bool:
+                raise ValueError(
+                    f"{type(rule).__name__}.stop must return a bool tensor of shape [N]; got "
+                    f"{stop.dtype} of shape {tuple(stop.shape)}"
+                )
+            fire[rows] = stop
+    return fire
+
+
+@torch.no_grad()
+def stream_anytime(
+    model, x: Tensor, rule: StoppingRule, t_max: int | None = None, *, batch: int, sequence=False
+) -> AnytimeResult:
+    """Anytime inference over many samples with at most ``batch`` of them live at once.
+
+    Continuous batching: a sample that exits frees its slot, and at the next step the next
+    waiting sample joins the live batch (:meth:`~snnlib.adapters.SnnlibAdapter.join` runs its
+    first step from a fresh state and appends its state). Samples in one call are then at
+    different steps, so every call runs a nearly full batch and no call is spent on a few
+    stragglers; each sample still runs exactly its own steps ``1 .. τ(n)``, so predictions and
+    exits equal :func:`run_anytime`'s and the offline ones.
+
+    ``x``: static ``[N, ...]`` (needs ``t_max``) or, with ``sequence=True``, ``[T, N, ...]``.
+    The network must keep all its state per sample (a TEBN step counter cannot be shared by
+    samples at different steps: ``ValueError``) and its adapter must offer ``join``.
+    ``batch_sizes`` of the result is the live batch of every call (``steps_run`` calls).
+    """
+    _check_rule(rule)
+    batch = _positive_int(batch, "batch")
+    if not isinstance(x, Tensor):
+        raise ValueError(f"x must be a tensor in stream mode; got {type(x).__name__}")
+    inputs = _Inputs(x, t_max, sequence, None)
+    adapter = as_steppable(model)
+    if not callable(getattr(adapter, "join", None)):
+        raise ValueError(
+            f"stream mode needs an adapter with join(x_t) (SnnlibAdapter has it); "
+            f"{type(adapter).__name__} has none: use run_anytime"
+        )
+    n_all, t_max = inputs.n, inputs.t_max
+    device = inputs.device
+    exit_all = torch.full((n_all,), t_max, dtype=torch.int64, device=device)
+    pred_all = torch.zeros(n_all, dtype=torch.int64, device=device)
+    live = torch.empty(0, dtype=torch.int64, device=device)
+    t = torch.empty(0, dtype=torch.int64, device=device)  # the step each live sample is at
+    acc: Tensor | None = None
+    adapter.reset(0)
+    waiting, sizes = 0, []
+    while waiting < n_all or live.numel():
+        old = live.numel()
+        outs = []
+        if old:
+            t = t + 1
+            outs.append(adapter.step(inputs.rows(live, t)))
+        k = min(batch - old, n_all - waiting)
+        if k:
+            new = torch.arange(waiting, waiting + k, device=device)
+            outs.append(adapter.join(inputs.rows(new, torch.ones_like(new))))
+            live, t = torch.cat([live, new]), torch.cat([t, torch.ones_like(new)])
+            waiting += k
+        o = torch.cat(outs)
+        _check_outputs(o.unsqueeze(0), 1, live.numel())
+        if acc is None:
+            acc = o.new_zeros((0, o.shape[1]), dtype=_cumsum_dtype(o.device.type))
+            try:
+                rule.check(t_max, o.shape[1])
+            except ValueError as err:
+                raise ValueError(
+                    f"rule={rule!r} cannot run for t_max={t_max} with K={o.shape[1]} classes: {err}"
+                ) from None
+        o = o.float().to(acc.dtype)
+        acc = torch.cat([acc + o[:old], o[old:]])
+        y = acc.float()  # what the offline float32 cumsum stores
+        fire = _stop_per_step(rule, y, t, t_max)
+        sizes.append(live.numel())
+        done = live[fire]
+        exit_all[done] = t[fire]
+        pred_all[done] = y[fire].argmax(dim=-1)
+        if bool(fire.any()):
+            rest = ~fire
+            adapter.keep(rest)
+            live, t, acc = live[rest], t[rest], acc[rest]
+    return AnytimeResult(
+        predictions=pred_all.cpu().numpy(),
+        exit_steps=exit_all.cpu().numpy(),
+        steps_run=len(sizes),
+        sample_steps=sum(sizes),
+        t_max=t_max,
+        chunk=1,
+        batch_sizes=tuple(sizes),
+        call_steps=(1,) * len(sizes),
     )
 
 

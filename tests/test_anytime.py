@@ -12,7 +12,7 @@ from snnlib.adapters import (
     SnnTorchAdapter,
     SpikingJellyAdapter,
 )
-from snnlib.anytime import cumulative_outputs, run_anytime
+from snnlib.anytime import cumulative_outputs, run_anytime, stream_anytime
 from snnlib.convert import convert
 from snnlib.layers import TEBN, Folded, Sequential
 from snnlib.neurons import LIF, RunState
@@ -48,11 +48,12 @@ def _balance(net: nn.Module, x_seq: torch.Tensor) -> None:
         net[-1].module.bias -= net(x_seq).mean((0, 1))  # equal mean logit per class
 
 
-def lif_net() -> Sequential:
-    """Direct-training style: Conv + TEBN + LIF, Linear + BN + LIF, Linear."""
+def lif_net(norm: str = "tebn") -> Sequential:
+    """Direct-training style: Conv + TEBN (or BN) + LIF, Linear + BN + LIF, Linear."""
     torch.manual_seed(0)
     net = Sequential(
-        Folded(nn.Conv2d(2, 8, 3, padding=1)), TEBN(8, T), LIF(decay=0.5),
+        Folded(nn.Conv2d(2, 8, 3, padding=1)),
+        TEBN(8, T) if norm == "tebn" else Folded(nn.BatchNorm2d(8)), LIF(decay=0.5),
         Folded(nn.AvgPool2d(2)), Folded(nn.Flatten()),
         Folded(nn.Linear(128, 32)), Folded(nn.BatchNorm1d(32)), LIF(decay=0.5),
         Folded(nn.Linear(32, K)),
@@ -84,13 +85,19 @@ def inputs(kind: str, seed: int, n: int = N) -> tuple[torch.Tensor, torch.Tensor
     return x, x.expand(T, *x.shape)
 
 
+def lif_bn_net() -> Sequential:
+    return lif_net("bn")
+
+
 CASES = {"lif-static": (lif_net, "static"), "lif-sequence": (lif_net, "sequence"),
          "qcfs-static": (qcfs_snn, "static")}  # fmt: skip
+# Stream mode mixes samples at different steps: no batch-wide TEBN step counter.
+STREAM_CASES = {"lif-bn-static": (lif_bn_net, "static"),
+                "lif-bn-sequence": (lif_bn_net, "sequence"),
+                "qcfs-static": (qcfs_snn, "static")}  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=list(CASES))
-def case(request):
-    make, kind = CASES[request.param]
+def make_case(make, kind):
     net = make()
     x, x_seq = inputs(kind, seed=2)
     _balance(net, x_seq)
@@ -98,6 +105,16 @@ def case(request):
         cum = net(x_seq).float().cumsum(0)  # the offline evaluation (snnlib.evaluate)
         calib = net(inputs(kind, seed=3)[1]).float().cumsum(0)
     return net, x, kind == "sequence", cum, make_rules(cum, calib)
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request):
+    return make_case(*CASES[request.param])
+
+
+@pytest.fixture(scope="module", params=list(STREAM_CASES))
+def stream_case(request):
+    return make_case(*STREAM_CASES[request.param])
 
 
 def make_rules(cum: torch.Tensor, calib: torch.Tensor) -> dict:
@@ -116,6 +133,33 @@ def offline(rule, cum) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- snnlib models
+@pytest.mark.parametrize("batch", [1, 7, 40, N + 3])
+@pytest.mark.parametrize("rule_name", RULES)
+def test_stream_mode_equals_offline(stream_case, rule_name, batch):
+    # Continuous batching: each sample runs exactly its own steps, whoever shares its calls.
+    net, x, sequence, cum, rules = stream_case
+    steps, preds = offline(rules[rule_name], cum)
+    res = stream_anytime(net, x, rules[rule_name], T, batch=batch, sequence=sequence)
+    np.testing.assert_array_equal(res.exit_steps, steps)
+    np.testing.assert_array_equal(res.predictions, preds)
+    assert res.sample_steps == int(steps.sum()) and max(res.batch_sizes) <= batch
+    if batch < N:  # slots are refilled: every call but the last few T runs a full batch
+        assert res.batch_sizes[0] == batch and res.steps_run <= -(-steps.sum() // batch) + T
+
+
+def test_stream_mode_refuses_what_it_cannot_mix():
+    x = inputs("static", seed=2)[0]
+    with pytest.raises(ValueError, match=r"step counter.*TEBN"):
+        stream_anytime(lif_net(), x, cutoff.FixedT(T), T, batch=16)
+    net = FunctionalAdapter(lambda x_t, s: (x_t.flatten(1)[:, :K], s), torch.zeros)
+    with pytest.raises(ValueError, match="join"):
+        stream_anytime(net, x, cutoff.FixedT(T), T, batch=16)
+    with pytest.raises(ValueError, match="batch must be an integer >= 1"):
+        stream_anytime(qcfs_snn(), x, cutoff.FixedT(T), T, batch=0)
+    with pytest.raises(ValueError, match="x must be a tensor"):
+        stream_anytime(qcfs_snn(), lambda t, live: x[live], cutoff.FixedT(T), T, batch=4)
+
+
 @pytest.mark.parametrize("rule_name", RULES)
 def test_step_mode_equals_offline(case, rule_name):
     net, x, sequence, cum, rules = case
