@@ -197,6 +197,26 @@ def _call(adapter, inputs: _Inputs, t0: int, k: int, live: Tensor, full: bool) -
     return torch.stack([adapter.step(inputs.at(t0 + j + 1, live, full)) for j in range(k)])
 
 
+def _check_rule_fits(rule, t_max: int, k: int) -> None:
+    try:
+        rule.check(t_max, k)
+    except ValueError as err:
+        raise ValueError(
+            f"rule={rule!r} cannot run for t_max={t_max} with K={k} classes: {err}"
+        ) from None
+
+
+def _stop(rule, y: Tensor, t: int) -> Tensor:
+    """``rule.stop(y, t)``, checked to be a bool ``[n]``."""
+    stop = rule.stop(y, t)
+    if stop.shape != (y.shape[0],) or stop.dtype != torch.bool:
+        raise ValueError(
+            f"{type(rule).__name__}.stop must return a bool tensor of shape [N] = "
+            f"({y.shape[0]},); got {stop.dtype} of shape {tuple(stop.shape)}"
+        )
+    return stop
+
+
 def _check_outputs(o: Tensor, k: int, n: int) -> None:
     if not isinstance(o, Tensor) or o.dim() != 3 or o.shape[:2] != (k, n) or o.shape[2] < 2:
         got = tuple(o.shape) if isinstance(o, Tensor) else type(o).__name__
@@ -252,12 +272,7 @@ def run_anytime(
         _check_outputs(o, k, n)
         if acc is None:
             acc_dtype = _cumsum_dtype(o.device.type)
-            try:
-                rule.check(t_max, o.shape[2])
-            except ValueError as err:
-                raise ValueError(
-                    f"rule={rule!r} cannot run for t_max={t_max} with K={o.shape[2]} classes: {err}"
-                ) from None
+            _check_rule_fits(rule, t_max, o.shape[2])
         sample_steps += k * n
         sizes.append(n)
         ks.append(k)
@@ -272,13 +287,7 @@ def run_anytime(
             if t == t_max:
                 fire = pending
             else:
-                stop = rule.stop(y, t)
-                if stop.shape != (n,) or stop.dtype != torch.bool:
-                    raise ValueError(
-                        f"{type(rule).__name__}.stop must return a bool tensor of shape [N] = "
-                        f"({n},); got {stop.dtype} of shape {tuple(stop.shape)}"
-                    )
-                fire = stop & pending
+                fire = _stop(rule, y, t) & pending
             exit_live = torch.where(fire, t, exit_live)
             pred_live = torch.where(fire, y.argmax(dim=-1), pred_live)
             pending = pending & ~fire
@@ -313,13 +322,7 @@ def _stop_per_step(rule: StoppingRule, y: Tensor, t: Tensor, t_max: int) -> Tens
     for step in t.unique().tolist():
         if step < t_max:
             rows = t == step
-            stop = rule.stop(y[rows], step)
-            if stop.shape != (int(rows.sum()),) or stop.dtype != torch.bool:
-                raise ValueError(
-                    f"{type(rule).__name__}.stop must return a bool tensor of shape [N]; got "
-                    f"{stop.dtype} of shape {tuple(stop.shape)}"
-                )
-            fire[rows] = stop
+            fire[rows] = _stop(rule, y[rows], step)
     return fire
 
 
@@ -377,12 +380,7 @@ def stream_anytime(
         _check_outputs(o.unsqueeze(0), 1, live.numel())
         if acc is None:
             acc = o.new_zeros((0, o.shape[1]), dtype=_cumsum_dtype(o.device.type))
-            try:
-                rule.check(t_max, o.shape[1])
-            except ValueError as err:
-                raise ValueError(
-                    f"rule={rule!r} cannot run for t_max={t_max} with K={o.shape[1]} classes: {err}"
-                ) from None
+            _check_rule_fits(rule, t_max, o.shape[1])
         o = o.float().to(acc.dtype)
         acc = torch.cat([acc + o[:old], o[old:]])
         y = acc.float()  # what the offline float32 cumsum stores
