@@ -328,7 +328,13 @@ def _stop_per_step(rule: StoppingRule, y: Tensor, t: Tensor, t_max: int) -> Tens
 
 @torch.no_grad()
 def stream_anytime(
-    model, x: Tensor, rule: StoppingRule, t_max: int | None = None, *, batch: int, sequence=False
+    model,
+    x: Tensor,
+    rule: StoppingRule,
+    t_max: int | None = None,
+    *,
+    batch: int,
+    sequence: bool = False,
 ) -> AnytimeResult:
     """Anytime inference over many samples with at most ``batch`` of them live at once.
 
