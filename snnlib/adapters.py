@@ -31,7 +31,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from snnlib.neurons import RunState
+from snnlib.layers import TEBN
+from snnlib.neurons import LIF, RunState
 
 
 @runtime_checkable
@@ -106,14 +107,22 @@ class SnnlibAdapter(StepAdapter):
     def keep(self, mask: Tensor) -> None:
         self.state.keep(mask)
 
-    def join(self, x_t: Tensor) -> Tensor:
-        """First step of new samples from a fresh state; they join the live batch at its end
-        (what :func:`snnlib.anytime.stream_anytime` needs)."""
-        live, self.state = self.state, RunState()
-        o_t = self.step(x_t)
-        live.extend(self.state)
-        self.state = live
-        return o_t
+    def refill(self, rows: Tensor) -> None:
+        """Restart the samples at batch positions ``rows`` (int64) from a fresh state, so that
+        new samples can take exited ones' places (:func:`snnlib.anytime.stream_anytime`).
+
+        A LIF layer's fresh state is its ``v_init``; a TEBN layer counts steps for the whole
+        batch, so samples at different steps cannot share it (``ValueError``).
+        """
+        shared = [type(m).__name__ for m in self.model.modules() if isinstance(m, TEBN)]
+        if shared:
+            raise ValueError(
+                f"the model has layers with a batch-wide step counter ({shared[0]}: TEBN's "
+                "per-step scale), so samples at different steps cannot share a batch"
+            )
+        for m in self.model.modules():
+            if isinstance(m, LIF):
+                self.state.fill_rows(m, rows, m.params.v_init)
 
 
 class SpikingJellyAdapter(StepAdapter):

@@ -22,8 +22,9 @@ prediction at that ``t``, so predictions and exit steps equal step mode's; only 
 saved is coarser (``sample_steps`` counts the steps actually run).
 
 Stream mode (:func:`stream_anytime`) serves many samples with at most ``batch`` live: an
-exited sample's slot goes to the next waiting sample (continuous batching), so samples at
-different steps share each call; each still runs exactly its own steps.
+exited sample's place goes to the next waiting sample, restarted in place from a fresh state
+(continuous batching), so samples at different steps share each call; each still runs
+exactly its own steps.
 
 The network is anything :class:`~snnlib.adapters.Steppable` (see :mod:`snnlib.adapters`);
 an snnlib model is wrapped in :class:`~snnlib.adapters.SnnlibAdapter` automatically.
@@ -338,17 +339,16 @@ def stream_anytime(
 ) -> AnytimeResult:
     """Anytime inference over many samples with at most ``batch`` of them live at once.
 
-    Continuous batching: a sample that exits frees its slot, and at the next step the next
-    waiting sample joins the live batch (:meth:`~snnlib.adapters.SnnlibAdapter.join` runs its
-    first step from a fresh state and appends its state). Samples in one call are then at
-    different steps, so every call runs a nearly full batch and no call is spent on a few
-    stragglers; each sample still runs exactly its own steps ``1 .. τ(n)``, so predictions and
-    exits equal :func:`run_anytime`'s and the offline ones.
+    Continuous batching: when samples exit, the next waiting samples take their places in
+    the batch, restarted from a fresh state (:meth:`~snnlib.adapters.SnnlibAdapter.refill`),
+    so samples at different steps share each call and every call but the last few runs a
+    full batch. Each sample still runs exactly its own steps ``1 .. τ(n)``, so predictions
+    and exits equal :func:`run_anytime`'s and the offline ones.
 
     ``x``: static ``[N, ...]`` (needs ``t_max``) or, with ``sequence=True``, ``[T, N, ...]``.
-    The network must keep all its state per sample (a TEBN step counter cannot be shared by
-    samples at different steps: ``ValueError``) and its adapter must offer ``join``.
-    ``batch_sizes`` of the result is the live batch of every call (``steps_run`` calls).
+    The adapter must offer ``refill`` (snnlib models; a TEBN step counter cannot be shared
+    by samples at different steps: ``ValueError``). ``batch_sizes`` of the result is the
+    live batch of every call (``steps_run`` calls).
     """
     _check_rule(rule)
     batch = _positive_int(batch, "batch")
@@ -356,47 +356,49 @@ def stream_anytime(
         raise ValueError(f"x must be a tensor in stream mode; got {type(x).__name__}")
     inputs = _Inputs(x, t_max, sequence, None)
     adapter = as_steppable(model)
-    if not callable(getattr(adapter, "join", None)):
+    if not callable(getattr(adapter, "refill", None)):
         raise ValueError(
-            f"stream mode needs an adapter with join(x_t) (SnnlibAdapter has it); "
+            f"stream mode needs an adapter with refill(rows) (SnnlibAdapter has it); "
             f"{type(adapter).__name__} has none: use run_anytime"
         )
-    n_all, t_max = inputs.n, inputs.t_max
-    device = inputs.device
+    n_all, t_max, device = inputs.n, inputs.t_max, inputs.device
     exit_all = torch.full((n_all,), t_max, dtype=torch.int64, device=device)
     pred_all = torch.zeros(n_all, dtype=torch.int64, device=device)
-    live = torch.empty(0, dtype=torch.int64, device=device)
-    t = torch.empty(0, dtype=torch.int64, device=device)  # the step each live sample is at
+    waiting = min(batch, n_all)
+    live = torch.arange(waiting, device=device)
+    t = torch.ones_like(live)  # the step each live sample is at
+    adapter.reset(waiting)
+    adapter.refill(live[:0])  # refuses a network that cannot mix steps, before any work
     acc: Tensor | None = None
-    adapter.reset(0)
-    waiting, sizes = 0, []
-    while waiting < n_all or live.numel():
-        old = live.numel()
-        outs = []
-        if old:
-            t = t + 1
-            outs.append(adapter.step(inputs.rows(live, t)))
-        k = min(batch - old, n_all - waiting)
-        if k:
-            new = torch.arange(waiting, waiting + k, device=device)
-            outs.append(adapter.join(inputs.rows(new, torch.ones_like(new))))
-            live, t = torch.cat([live, new]), torch.cat([t, torch.ones_like(new)])
-            waiting += k
-        o = torch.cat(outs)
-        _check_outputs(o.unsqueeze(0), 1, live.numel())
+    sizes = []
+    while live.numel():
+        n = live.numel()
+        o = adapter.step(inputs.rows(live, t))
+        _check_outputs(o.unsqueeze(0), 1, n)
         if acc is None:
-            acc = o.new_zeros((0, o.shape[1]), dtype=_cumsum_dtype(o.device.type))
+            acc = torch.zeros(o.shape, dtype=_cumsum_dtype(o.device.type), device=o.device)
             _check_rule_fits(rule, t_max, o.shape[1])
-        o = o.float().to(acc.dtype)
-        acc = torch.cat([acc + o[:old], o[old:]])
+        acc += o.float().to(acc.dtype)
         y = acc.float()  # what the offline float32 cumsum stores
         fire = _stop_per_step(rule, y, t, t_max)
-        sizes.append(live.numel())
+        sizes.append(n)
         done = live[fire]
         exit_all[done] = t[fire]
         pred_all[done] = y[fire].argmax(dim=-1)
-        if bool(fire.any()):
-            rest = ~fire
+        t = t + 1
+        if not bool(fire.any()):
+            continue
+        slots = fire.nonzero().squeeze(1)
+        k = min(slots.numel(), n_all - waiting)
+        if k:  # the next waiting samples take the first k freed places
+            fill = slots[:k]
+            live[fill] = torch.arange(waiting, waiting + k, device=device)
+            t[fill], acc[fill] = 1, 0
+            adapter.refill(fill)
+            waiting += k
+        if k < slots.numel():  # nobody left to take the others: shrink the batch
+            rest = torch.ones_like(fire)
+            rest[slots[k:]] = False
             adapter.keep(rest)
             live, t, acc = live[rest], t[rest], acc[rest]
     return AnytimeResult(

@@ -167,26 +167,12 @@ class RunState:
             if isinstance(value, Tensor):
                 self._values[key] = value.index_select(0, idx.to(value.device))
 
-    def extend(self, other: RunState) -> None:
-        """Append the samples of ``other`` (the same network's state) after this one's.
-
-        Samples that joined at different times can share a batch only where every piece of
-        state is per sample: a step counter (TEBN's) shared by the whole batch cannot be.
-        """
-        if not self._values:
-            self._values = dict(other._values)
-            return
-        if self._values.keys() != other._values.keys():
-            raise ValueError("extend: the two states do not hold the same layers")
-        for key, value in other._values.items():
-            mine = self._values[key]
-            if not (isinstance(mine, Tensor) and isinstance(value, Tensor)):
-                raise ValueError(
-                    f"extend: a layer keeps a batch-wide step counter ({mine!r} and "
-                    f"{value!r}), e.g. TEBN's per-step scale, so samples at different "
-                    "timesteps cannot share a batch"
-                )
-            self._values[key] = torch.cat([mine, value])
+    def fill_rows(self, layer: nn.Module, rows: Tensor, value: float) -> None:
+        """Set ``layer``'s stored state to ``value`` at batch positions ``rows`` (int64), in
+        place: those samples restart (nothing happens before the layer's first step)."""
+        state = self._values.get(id(layer))
+        if isinstance(state, Tensor):
+            state[rows.to(state.device)] = value
 
     def reset(self) -> None:
         self._values.clear()

@@ -152,7 +152,7 @@ def test_stream_mode_refuses_what_it_cannot_mix():
     with pytest.raises(ValueError, match=r"step counter.*TEBN"):
         stream_anytime(lif_net(), x, cutoff.FixedT(T), T, batch=16)
     net = FunctionalAdapter(lambda x_t, s: (x_t.flatten(1)[:, :K], s), torch.zeros)
-    with pytest.raises(ValueError, match="join"):
+    with pytest.raises(ValueError, match="refill"):
         stream_anytime(net, x, cutoff.FixedT(T), T, batch=16)
     with pytest.raises(ValueError, match="batch must be an integer >= 1"):
         stream_anytime(qcfs_snn(), x, cutoff.FixedT(T), T, batch=0)
