@@ -78,6 +78,12 @@ def train_fallback(out_dir: Path) -> list[Path]:
     return runs
 
 
+def load(run_dir: Path):
+    """``(config, SNN in eval mode, metrics.json)`` of a finished run with its weights."""
+    config, net = load_snn(run_dir)
+    return config, net, json.loads((run_dir / "metrics.json").read_text())
+
+
 def test_batch(config: Config, batch: int):
     """``(engine input, sequence?, [T, B, ...] input of the full call, labels)``."""
     batches = batches_for(config.replace(eval_batch_size=batch), "test", False, False)
@@ -104,8 +110,7 @@ def speedup(times: dict, key: str, baselines=("full", "stepped-full"), statistic
 
 
 def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int) -> dict:
-    config, net = load_snn(run_dir)
-    summary = json.loads((run_dir / "metrics.json").read_text())
+    config, net, summary = load(run_dir)
     T = config.T
     x, sequence, x_full, y = test_batch(config, batch)
     with torch.no_grad():
@@ -182,8 +187,7 @@ def bench_stream(run_dir: Path, batch: int, repeats: int) -> dict:
     """The whole test split, Top-K at the run's ε: ``stream_anytime`` with at most ``batch``
     samples live (a sample that exits is replaced by the next), against the folded
     multi-step call over consecutive batches of ``batch`` (all T_max steps for everyone)."""
-    config, net = load_snn(run_dir)
-    summary = json.loads((run_dir / "metrics.json").read_text())
+    config, net, summary = load(run_dir)
     T = config.T
     x, sequence, x_full, y = test_batch(config, 10**6)  # the whole split in one tensor
     chunks = [x_full[:, i : i + batch] for i in range(0, len(y), batch)]

@@ -87,6 +87,8 @@ class SnnlibAdapter(StepAdapter):
         check_eval(model, "model")
         self.model = model
         self.state = RunState()
+        self.lifs = [m for m in model.modules() if isinstance(m, LIF)]  # for refill
+        self.shared = [type(m).__name__ for m in model.modules() if isinstance(m, TEBN)]
 
     def reset(self, batch_size: int) -> None:
         self.state = RunState()
@@ -114,15 +116,13 @@ class SnnlibAdapter(StepAdapter):
         A LIF layer's fresh state is its ``v_init``; a TEBN layer counts steps for the whole
         batch, so samples at different steps cannot share it (``ValueError``).
         """
-        shared = [type(m).__name__ for m in self.model.modules() if isinstance(m, TEBN)]
-        if shared:
+        if self.shared:
             raise ValueError(
-                f"the model has layers with a batch-wide step counter ({shared[0]}: TEBN's "
-                "per-step scale), so samples at different steps cannot share a batch"
+                f"the model has layers with a batch-wide step counter ({self.shared[0]}: "
+                "TEBN's per-step scale), so samples at different steps cannot share a batch"
             )
-        for m in self.model.modules():
-            if isinstance(m, LIF):
-                self.state.fill_rows(m, rows, m.params.v_init)
+        for m in self.lifs:
+            self.state.fill_rows(m, rows, m.params.v_init)
 
 
 class SpikingJellyAdapter(StepAdapter):

@@ -157,10 +157,15 @@ def _grad_rows(g: Tensor | None, n: int) -> tuple[Tensor | None, int]:
     return g.contiguous(), n
 
 
+def _split_threshold(thr: Tensor) -> tuple[Tensor | None, float]:
+    """The kernel's threshold arguments: an ``[N]`` array, or none and a scalar."""
+    return (thr, 0.0) if thr.dim() else (None, float(thr))
+
+
 def _cpp_forward(x, v0, thr, p: LIFParams, membrane, final) -> Tensor:
     """Run the forward kernel into ``membrane`` ``[T, ...]`` or ``final`` ``[1, ...]`` (one is
     given; ``final`` may share ``v0``'s storage); returns the spikes."""
-    thr_n, thr_s = (thr, 0.0) if thr.dim() else (None, float(thr))
+    thr_n, thr_s = _split_threshold(thr)
     spikes = torch.empty_like(x)
     status = _kernel()[0].snn_lif_forward(
         x.data_ptr(), _ptr(v0), _ptr(thr_n), spikes.data_ptr(), _ptr(membrane), _ptr(final),
@@ -181,8 +186,9 @@ class _CppLIF(torch.autograd.Function):
         final = None if keep_membrane else x.new_empty((1, *x.shape[1:]))
         spikes = _cpp_forward(x, v0, thr, p, membrane, final)
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, v0, thr if thr.dim() else None)
-        ctx.p, ctx.thr_s, ctx.keep_membrane = p, 0.0 if thr.dim() else float(thr), keep_membrane
+        thr_n, thr_s = _split_threshold(thr)
+        ctx.save_for_backward(x, v0, thr_n)
+        ctx.p, ctx.thr_s, ctx.keep_membrane = p, thr_s, keep_membrane
         return spikes, membrane if keep_membrane else final
 
     @staticmethod
