@@ -15,7 +15,8 @@ import pandas as pd
 import seaborn as sns
 
 from snnlib import cutoff, metrics
-from snnlib.records import atomic_write, finished_runs, load_outputs, load_run, write_csv
+from snnlib.atomic import atomic_write
+from snnlib.records import finished_runs, load_outputs, load_run, write_csv
 
 GROUP = ["dataset", "method", "arch", "T", "alpha"]
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import platform
 import subprocess
 import time
@@ -31,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from snnlib.atomic import atomic_write
 
 RECORD_FILES = (
     "config.json",
@@ -43,18 +44,6 @@ RECORD_FILES = (
     "DONE",
 )
 HISTORY_COLUMNS = ("epoch", "train_loss", "reg_loss", "train_acc", "val_acc", "lr", "seconds")
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_json(path: Path, obj: Any) -> None:
