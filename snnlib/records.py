@@ -13,18 +13,27 @@ Layout (a contract relied on by checks outside the repository)::
         metrics.json      summary numbers
         DONE              written last; a folder without it is unfinished
 
+Beside the run folder, hidden: ``.<run_id>.lock`` (the one-writer lock), and while a run is
+written, ``.<run_id>.staging/`` (the new record, swapped in once ``DONE``; see
+:func:`open_run`). Readers skip names starting with a dot.
+
 Everything in ``per_timestep.csv``, ``cutoff.csv`` and ``metrics.json`` is recomputed from
 ``outputs.npz`` by :func:`snnlib.evaluate.summarise`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import math
+import os
 import platform
+import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +107,98 @@ def has_weights(run_dir: Path) -> bool:
 
 def mark_done(run_dir: Path) -> None:
     atomic_write(Path(run_dir) / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S%z\n").encode())
+
+
+# ---- one writer per run; a rerun replaces, never deletes first ------------------------------
+class RunLocked(RuntimeError):
+    """Another process holds the run's lock (the message names its PID, host and start)."""
+
+
+def staging_dir(run_dir: Path) -> Path:
+    """Where a run's new record is written before it replaces ``run_dir``: a hidden sibling
+    (``runs/.<run_id>.staging``), kept across crashes so that a rerun resumes from it."""
+    run_dir = Path(run_dir)
+    return run_dir.with_name(f".{run_dir.name}.staging")
+
+
+def _aside_dir(run_dir: Path) -> Path:
+    return run_dir.with_name(f".{run_dir.name}.old")
+
+
+def _lock_file(run_dir: Path) -> Path:
+    return run_dir.with_name(f".{run_dir.name}.lock")
+
+
+@contextmanager
+def open_run(run_dir: Path, *, wait: bool = False) -> Iterator[Path]:
+    """Hold the run's lock for the block and yield its staging folder (see :func:`staging_dir`).
+
+    The lock is an ``fcntl.flock`` on ``runs/.<run_id>.lock`` beside the run folder: a second
+    process on the same run gets :class:`RunLocked` naming the holder, or with ``wait=True``
+    blocks until it is free. The OS releases the lock when its holder dies, even by ``kill -9``.
+
+    When the block ends normally and the staging folder holds ``DONE``, it replaces
+    ``run_dir``: the old record is renamed to ``runs/.<run_id>.old``, the staging folder is
+    renamed to ``run_dir``, then the old record is deleted. When the block raises, ``run_dir``
+    is left exactly as it was and the staging folder is kept for a resume.
+
+    A crash between the two renames leaves no ``run_dir``, the old record aside and the
+    finished staging folder; a crash during the deletion leaves the new ``run_dir`` and the
+    old one aside. The next ``open_run`` on the run repairs both before yielding: it finishes
+    the swap (or, if the staging folder is not finished, puts the old record back) and
+    deletes the old record.
+    """
+    run_dir = Path(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(_lock_file(run_dir), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, run_dir, wait)
+        _repair(run_dir)
+        stage = staging_dir(run_dir)
+        stage.mkdir(exist_ok=True)
+        yield stage
+        if is_done(stage):
+            _swap(stage, run_dir)
+        elif not any(stage.iterdir()):  # nothing was written (e.g. a skipped run)
+            stage.rmdir()
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _acquire(fd: int, run_dir: Path, wait: bool) -> None:
+    """Take the flock on ``fd`` and write who holds it into the lock file."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+        raise RunLocked(
+            f"run {run_dir} is being written by {holder}; wait for it to finish, or rerun "
+            "with --wait (wait=True) to start when it is free"
+        ) from None
+    since = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"PID {os.getpid()} on host {platform.node()} since {since}\n".encode(), 0)
+
+
+def _swap(stage: Path, run_dir: Path) -> None:
+    aside = _aside_dir(run_dir)
+    if run_dir.exists():
+        os.rename(run_dir, aside)
+    os.rename(stage, run_dir)
+    if aside.exists():
+        shutil.rmtree(aside)
+
+
+def _repair(run_dir: Path) -> None:
+    """Finish or undo a swap that a crash interrupted (see :func:`open_run`)."""
+    aside = _aside_dir(run_dir)
+    if not aside.exists():
+        return
+    if not run_dir.exists():
+        stage = staging_dir(run_dir)
+        os.rename(stage if is_done(stage) else aside, run_dir)
+    if aside.exists():
+        shutil.rmtree(aside)
 
 
 # ---- provenance -------------------------------------------------------------------------------
@@ -179,4 +280,6 @@ def load_run(run_dir: Path) -> dict[str, Any]:
 def finished_runs(profile_dir: Path) -> list[Path]:
     """Every finished run folder under ``<profile_dir>/runs``, sorted."""
     runs = Path(profile_dir) / "runs"
-    return sorted(p for p in runs.glob("*") if is_done(p)) if runs.is_dir() else []
+    if not runs.is_dir():
+        return []
+    return sorted(p for p in runs.iterdir() if not p.name.startswith(".") and is_done(p))
