@@ -382,4 +382,10 @@ def test_adapters_refuse_what_they_cannot_handle():
     bad = FunctionalAdapter(lambda x_t, s: (x_t[:, :1], s), lambda n: None)
     with pytest.raises(ValueError, match=r"per-step logits \[n, K\]"):
         run_anytime(bad, torch.zeros(4, 3), cutoff.FixedT(1), 2)
-    assert isinstance(SnnlibAdapter(lif_net()), SnnlibAdapter)
+    half = lif_net()
+    half[1].train()  # one TEBN left in train mode (batch statistics) under an eval-mode root
+    with pytest.raises(ValueError, match=r"modules in train mode: \['1', '1\.bn'\]"):
+        SnnlibAdapter(half)
+    net, x_seq = lif_net(), inputs("sequence", seed=2)[1][:, :4]
+    with torch.no_grad():  # the eval-mode model is accepted and streams its own outputs
+        assert torch.equal(SnnlibAdapter(net).steps(x_seq), net(x_seq))
