@@ -207,19 +207,24 @@ class Entropy(_SoftmaxRule):
         return -(lp.exp() * lp).sum(dim=-1) / math.log(lp.shape[-1]) < self.threshold
 
 
+def checked_stop(rule: StoppingRule, y_t: torch.Tensor, t: int) -> torch.Tensor:
+    """``rule.stop(y_t, t)``, checked to be a bool tensor ``[N]`` (``ValueError`` otherwise)."""
+    stop, n = rule.stop(y_t, t), y_t.shape[0]
+    if stop.shape != (n,) or stop.dtype != torch.bool:
+        raise ValueError(
+            f"{type(rule).__name__}.stop must return a bool tensor of shape [N] = ({n},); "
+            f"got {stop.dtype} of shape {tuple(stop.shape)}"
+        )
+    return stop
+
+
 def _exit_steps(rule: StoppingRule, x: torch.Tensor) -> torch.Tensor:
     t_max, n, k = x.shape
     rule.check(t_max, k)
     steps = torch.full((n,), t_max, dtype=torch.int64)
     pending = torch.ones(n, dtype=torch.bool)
     for t in range(1, t_max):  # the exit at T is forced, so step T is not asked
-        stop = rule.stop(x[t - 1], t)
-        if stop.shape != (n,) or stop.dtype != torch.bool:
-            raise ValueError(
-                f"{type(rule).__name__}.stop must return a bool tensor of shape [N] = ({n},); "
-                f"got {stop.dtype} of shape {tuple(stop.shape)}"
-            )
-        now = stop & pending
+        now = checked_stop(rule, x[t - 1], t) & pending
         steps[now] = t
         pending &= ~now
     return steps
