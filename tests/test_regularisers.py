@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from snnlib.neurons import LIF, Collector
+from snnlib.neurons import LIF, Collector, LIFParams, lif_multistep
 from snnlib.qcfs import QCFS
 from snnlib.regularisers import RCS, aggregate, correct_mask, rcs_ann, rcs_snn, window
 
@@ -36,11 +36,27 @@ def test_rcs_snn_by_hand():
     assert rcs_snn(s, v, theta, rho=0.5).item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_rcs_snn_reference_is_stop_grad_and_silent_layer():
-    s = torch.zeros(3, 2, 4)
-    v = torch.rand(3, 2, 4, requires_grad=True)
-    rcs_snn(s, v, 1.0).sum().backward()
-    assert v.grad is not None
+def test_rcs_snn_reference_is_stop_grad():
+    # With r_d a constant: dR/dr_t = -(R²/T)·(r_d/(n_t·n_d) − c_t·r_t/n_t²), n = sqrt(||·||² + ε),
+    # and dr_t/dv_t = 1[v_t > 0]/θ. Letting the gradient through r_d adds terms at the last k steps.
+    g = torch.Generator().manual_seed(0)
+    s = (torch.rand(4, 2, 3, generator=g, dtype=torch.float64) > 0.6).double()
+    v = torch.randn(4, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    theta, eps = 1.5, 1e-5
+    rcs_snn(s, v, theta, rho=0.5).sum().backward()  # T=4, rho=0.5 -> reference = last 2 steps
+    with torch.no_grad():
+        r = s + torch.relu(v / theta)  # [T, B, F]
+        ref = r[-2:].mean(0)  # [B, F]
+        n_t = torch.sqrt((r * r).sum(-1, keepdim=True) + eps)  # [T, B, 1]
+        n_d = torch.sqrt((ref * ref).sum(-1, keepdim=True) + eps)  # [B, 1]
+        c = (r * ref).sum(-1, keepdim=True) / (n_t * n_d)  # [T, B, 1]
+        big_r = 1.0 / (c.mean(0) + eps)  # [B, 1]
+        d_r = -(big_r**2) / 4 * (ref / (n_t * n_d) - c * r / n_t**2)
+        expected = d_r * (v > 0) / theta
+    torch.testing.assert_close(v.grad, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_rcs_snn_silent_layer():
     silent = rcs_snn(torch.zeros(3, 1, 4), torch.zeros(3, 1, 4), 1.0)
     assert silent.item() == pytest.approx(1e5)
 
@@ -73,17 +89,29 @@ def test_aggregate_mean_over_layers_of_masked_max():
 
 
 def test_rcs_from_collector_runs_and_backpropagates():
+    # RCS.value must read both kinds of record, pass rho and mask_rho to the right places, and
+    # keep the graph: its value and gradients equal those of the parts (checked by hand above).
     torch.manual_seed(0)
-    w = torch.randn(5, 6, requires_grad=True)
+    w_lif = torch.randn(5, 6, requires_grad=True)
+    w_qcfs = torch.randn(5, 6, requires_grad=True)
     x = torch.rand(4, 3, 5)
     col = Collector()
-    h = LIF()(x @ w, collector=col)
-    q = QCFS()(x @ w, collector=col)
-    out = (h + q)[..., :2]
-    y = out.sum(0).argmax(-1)  # every sample correct -> all count
-    value = RCS(alpha=0.1).value(col, out, y)
-    value.backward()
-    assert value.item() > 0 and w.grad.abs().sum() > 0
+    h = LIF()(x @ w_lif, collector=col)
+    q = QCFS()(x @ w_qcfs, collector=col)
+    out = (h + q)[..., :2]  # [T=4, B=3, K=2]
+    y = out[-1].argmax(-1)
+    y[0] = 1 - y[0]  # sample 0 is wrong at the last step: masked out
+    value = RCS(alpha=0.1, rho=0.5, mask_rho=0.25).value(col, out, y)
+    spikes, membrane = lif_multistep(x @ w_lif, 1.0, LIFParams())
+    parts = [rcs_snn(spikes, membrane, 1.0, rho=0.5), rcs_ann(x @ w_qcfs)]
+    mask = correct_mask(out, y, mask_rho=0.25)  # last step only
+    assert mask.tolist() == [0.0, 1.0, 1.0]
+    expected = aggregate(parts, mask)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    grads = torch.autograd.grad(value, (w_lif, w_qcfs))
+    for got, want in zip(grads, torch.autograd.grad(expected, (w_lif, w_qcfs)), strict=True):
+        torch.testing.assert_close(got, want)
+        assert got.abs().sum() > 0  # both layers' terms reach their weights
 
 
 @pytest.mark.parametrize(
