@@ -15,7 +15,7 @@ Removing samples must not change the numbers of the samples that stay, so every 
 to be in eval mode (BatchNorm with running statistics, no dropout); the adapters of
 ``nn.Module`` networks check that and raise ``ValueError`` otherwise.
 
-Adapters: :class:`SnnlibAdapter` (snnlib models, through a :class:`~snnlib.neurons.RunState`),
+Adapters: :class:`SnnlibAdapter` (snnlib models, through a :class:`~snnlib.state.RunState`),
 :class:`SpikingJellyAdapter` (single-step SpikingJelly networks), :class:`SnnTorchAdapter`
 (snnTorch networks whose neurons keep their state, ``init_hidden=True``) and
 :class:`FunctionalAdapter` (any ``step(x_t, state) -> (out, state)`` with an explicit state,
@@ -31,8 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from snnlib.layers import TEBN
-from snnlib.neurons import LIF, RunState
+from snnlib.state import RunState, SpikingModule
 
 
 @runtime_checkable
@@ -79,16 +78,14 @@ class SnnlibAdapter(StepAdapter):
 
     ``step`` is the model on ``x_t[None]``; ``steps`` is one multi-step call on the chunk
     (time folded into the batch of the stateless layers), continuing the same state. Both
-    give exactly the multi-step outputs, because every snnlib layer streams through the
-    ``RunState`` (TEBN counts its steps there too).
+    give exactly the multi-step outputs, because every stateful snnlib layer streams through
+    its own typed state in the ``RunState``; ``keep`` and ``restart`` act on all of them alike.
     """
 
     def __init__(self, model: nn.Module) -> None:
         check_eval(model, "model")
         self.model = model
         self.state = RunState()
-        self.lifs = [m for m in model.modules() if isinstance(m, LIF)]  # for refill
-        self.shared = [type(m).__name__ for m in model.modules() if isinstance(m, TEBN)]
 
     def reset(self, batch_size: int) -> None:
         self.state = RunState()
@@ -109,20 +106,10 @@ class SnnlibAdapter(StepAdapter):
     def keep(self, mask: Tensor) -> None:
         self.state.keep(mask)
 
-    def refill(self, rows: Tensor) -> None:
+    def restart(self, rows: Tensor) -> None:
         """Restart the samples at batch positions ``rows`` (int64) from a fresh state, so that
-        new samples can take exited ones' places (:func:`snnlib.anytime.stream_anytime`).
-
-        A LIF layer's fresh state is its ``v_init``; a TEBN layer counts steps for the whole
-        batch, so samples at different steps cannot share it (``ValueError``).
-        """
-        if self.shared:
-            raise ValueError(
-                f"the model has layers with a batch-wide step counter ({self.shared[0]}: "
-                "TEBN's per-step scale), so samples at different steps cannot share a batch"
-            )
-        for m in self.lifs:
-            self.state.fill_rows(m, rows, m.params.v_init)
+        new samples can take exited ones' places (:func:`snnlib.anytime.stream_anytime`)."""
+        self.state.restart(rows)
 
 
 class SpikingJellyAdapter(StepAdapter):
@@ -313,10 +300,7 @@ def as_steppable(model) -> Steppable:
     """``model`` itself if it is :class:`Steppable`, an snnlib model wrapped, else an error."""
     if isinstance(model, Steppable):
         return model
-    from snnlib.layers import Sequential
-    from snnlib.neurons import SpikingModule
-
-    if isinstance(model, (SpikingModule, Sequential)):
+    if isinstance(model, SpikingModule):
         return SnnlibAdapter(model)
     raise ValueError(
         f"model must be Steppable (reset/step/keep) or an snnlib SpikingModule; got "

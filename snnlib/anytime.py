@@ -23,8 +23,8 @@ saved is coarser (``sample_steps`` counts the steps actually run).
 
 Stream mode (:func:`stream_anytime`) serves many samples with at most ``batch`` live: an
 exited sample's place goes to the next waiting sample, restarted in place from a fresh state
-(continuous batching), so samples at different steps share each call; each still runs
-exactly its own steps.
+(continuous batching: every layer state's ``restart``), so samples at different steps share
+each call; each still runs exactly its own steps.
 
 The network is anything :class:`~snnlib.adapters.Steppable` (see :mod:`snnlib.adapters`);
 an snnlib model is wrapped in :class:`~snnlib.adapters.SnnlibAdapter` automatically.
@@ -33,12 +33,12 @@ On a CPU that fails for a batch of one (matrix-vector kernels round differently)
 :class:`~snnlib.adapters.SnnlibAdapter` runs a lone sample as two copies; the other
 adapters do not, and a last straggler's exit may then differ in rare near-tie cases.
 
-Speed (``benchmarks/anytime_bench.py``, README): on a CPU one step of the live batch costs
-1.05-1.2x a step of the folded multi-step call, since the LIF layers update their membranes in
-place; what keeps the measured speedup below ``T_max / avg exit step`` is the fixed cost of a
-network call, paid at every step by the last few samples (``tail`` trades it for a little
-extra work). With glibc, keep freed memory for reuse (``run_all.sh`` sets ``MALLOC_*``)
-or every step page-faults its activations afresh.
+Speed (``benchmarks/anytime_bench.py``; measured numbers in the README): on a CPU a step of
+the live batch costs little more than a step of the folded multi-step call, since the LIF
+layers update their membranes in place; what keeps the speedup below
+``T_max / avg exit step`` is the fixed cost of a network call, paid at every step by the last
+few samples (``tail`` trades it for a little extra work). With glibc, keep freed memory for
+reuse (``run_all.sh`` sets ``MALLOC_*``) or every step page-faults its activations afresh.
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from snnlib import checks
 from snnlib.adapters import as_steppable
-from snnlib.cutoff import StoppingRule
+from snnlib.cutoff import StoppingRule, checked_stop
 
 __all__ = ["AnytimeResult", "cumulative_outputs", "run_anytime", "stream_anytime"]
 
@@ -92,12 +93,6 @@ class AnytimeResult:
         return self.sample_steps / (self.exit_steps.size * self.t_max)
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-    return int(value)
-
-
 class _Inputs:
     """Serves the input of the live samples: a static ``[N, ...]`` tensor repeated at every
     step, a time-first sequence ``[T, N, ...]`` (``sequence=True``), or a function
@@ -110,7 +105,7 @@ class _Inputs:
             if self.sequence:
                 if x.dim() < 2:
                     raise ValueError(f"x must be [T, N, ...] with sequence=True; got {x.shape}")
-                t_max = x.shape[0] if t_max is None else _positive_int(t_max, "t_max")
+                t_max = x.shape[0] if t_max is None else checks.integer("t_max", t_max, low=1)
                 if t_max > x.shape[0]:
                     raise ValueError(
                         f"t_max={t_max} must be <= the sequence length T={x.shape[0]} of x "
@@ -128,13 +123,14 @@ class _Inputs:
         elif callable(x):
             if sequence:
                 raise ValueError("sequence=True applies to a tensor x, not to an input function")
-            self.n = _positive_int(num_samples, "num_samples (needed with an input function)")
+            why = "num_samples (needed with an input function)"
+            self.n = checks.integer(why, num_samples, low=1)
             self.fn, self.x, self.device = x, None, torch.device("cpu")
         else:
             raise ValueError(f"x must be a tensor or a function (t, live) -> x_t; got {type(x)}")
         if t_max is None:
             raise ValueError("t_max is needed for a static input or an input function")
-        self.t_max = _positive_int(t_max, "t_max")
+        self.t_max = checks.integer("t_max", t_max, low=1)
         if self.n < 1:
             raise ValueError(f"x holds no samples (N = 0); shape {tuple(x.shape)}")
 
@@ -207,17 +203,6 @@ def _check_rule_fits(rule, t_max: int, k: int) -> None:
         ) from None
 
 
-def _stop(rule, y: Tensor, t: int) -> Tensor:
-    """``rule.stop(y, t)``, checked to be a bool ``[n]``."""
-    stop = rule.stop(y, t)
-    if stop.shape != (y.shape[0],) or stop.dtype != torch.bool:
-        raise ValueError(
-            f"{type(rule).__name__}.stop must return a bool tensor of shape [N] = "
-            f"({y.shape[0]},); got {stop.dtype} of shape {tuple(stop.shape)}"
-        )
-    return stop
-
-
 def _check_outputs(o: Tensor, k: int, n: int) -> None:
     if not isinstance(o, Tensor) or o.dim() != 3 or o.shape[:2] != (k, n) or o.shape[2] < 2:
         got = tuple(o.shape) if isinstance(o, Tensor) else type(o).__name__
@@ -225,6 +210,52 @@ def _check_outputs(o: Tensor, k: int, n: int) -> None:
             f"the network must return per-step logits [n, K] (K >= 2) for a live batch of "
             f"n = {n}; got {got} for {k} step(s)"
         )
+
+
+class _Exits:
+    """Each sample's exit step and prediction, filled in as samples exit."""
+
+    def __init__(self, n: int, t_max: int, device: torch.device) -> None:
+        self.steps = torch.full((n,), t_max, dtype=torch.int64, device=device)
+        self.predictions = torch.zeros(n, dtype=torch.int64, device=device)
+
+    def record(self, idx: Tensor, steps: Tensor, predictions: Tensor) -> None:
+        """Samples ``idx`` (original indices) exited at ``steps`` predicting ``predictions``."""
+        self.steps[idx] = steps.to(self.steps.device)
+        self.predictions[idx] = predictions.to(self.predictions.device)
+
+    def result(self, t_max: int, chunk: int, sizes: list, ks: list) -> AnytimeResult:
+        return AnytimeResult(
+            predictions=self.predictions.cpu().numpy(),
+            exit_steps=self.steps.cpu().numpy(),
+            steps_run=sum(ks),
+            sample_steps=sum(k * n for k, n in zip(ks, sizes, strict=True)),
+            t_max=t_max,
+            chunk=chunk,
+            batch_sizes=tuple(sizes),
+            call_steps=tuple(ks),
+        )
+
+
+def _scan(rule, o: Tensor, acc: Tensor | None, t0: int, t_max: int):
+    """Accumulate the outputs ``o`` ``[k, n, K]`` of steps ``t0+1 .. t0+k`` onto ``acc``
+    (``Y(t0)`` in the cumsum accumulator dtype; ``None`` before the first step) and find each
+    sample's first step that fires: ``(acc, exit steps [n], predictions [n], pending [n])``."""
+    n = o.shape[1]
+    acc_dtype = _cumsum_dtype(o.device.type)
+    pending = torch.ones(n, dtype=torch.bool, device=o.device)
+    exit_step = torch.full((n,), t_max, dtype=torch.int64, device=o.device)
+    pred = torch.zeros(n, dtype=torch.int64, device=o.device)
+    for j in range(o.shape[0]):
+        t = t0 + j + 1
+        o_t = o[j].float().to(acc_dtype)
+        acc = o_t if acc is None else acc + o_t
+        y = acc.float()  # what the offline float32 cumsum stores
+        fire = pending if t == t_max else checked_stop(rule, y, t) & pending
+        exit_step = torch.where(fire, t, exit_step)
+        pred = torch.where(fire, y.argmax(dim=-1), pred)
+        pending = pending & ~fire
+    return acc, exit_step, pred, pending
 
 
 @torch.no_grad()
@@ -250,70 +281,42 @@ def run_anytime(
     calibrated offline); every sample still running at ``t_max`` exits there.
     ``chunk``: steps per network call (1 = step mode).
     ``tail``: once at most ``tail`` samples are live, run all remaining steps in one call; a
-    few stragglers otherwise pay the network's fixed per-call cost (about 1 ms for a small CNN
-    on a CPU) at every step. Neither ``chunk`` nor ``tail`` changes predictions or exits.
+    few stragglers otherwise pay the network's fixed per-call cost at every step. Neither
+    ``chunk`` nor ``tail`` changes predictions or exits.
     """
     _check_rule(rule)
-    chunk = _positive_int(chunk, "chunk")
-    if isinstance(tail, bool) or not isinstance(tail, int | np.integer) or tail < 0:
-        raise ValueError(f"tail must be an integer >= 0 (0: off); got {tail!r}")
+    chunk = checks.integer("chunk", chunk, low=1)
+    tail = checks.integer("tail", tail, low=0)  # 0: off
     inputs = _Inputs(x, t_max, sequence, num_samples)
     adapter = as_steppable(model)
     n_all, t_max = inputs.n, inputs.t_max
     live = torch.arange(n_all, device=inputs.device)
-    exit_all = torch.full((n_all,), t_max, dtype=torch.int64, device=inputs.device)
-    pred_all = torch.zeros(n_all, dtype=torch.int64, device=inputs.device)
+    exits = _Exits(n_all, t_max, inputs.device)
     adapter.reset(n_all)
     acc: Tensor | None = None  # Y(t) in the cumsum accumulator dtype
-    t, sample_steps, sizes, ks = 0, 0, [], []
+    t, sizes, ks = 0, [], []
     while t < t_max:
         n = live.numel()
         k = t_max - t if n <= tail else min(chunk, t_max - t)
         o = _call(adapter, inputs, t, k, live, n == n_all)
         _check_outputs(o, k, n)
         if acc is None:
-            acc_dtype = _cumsum_dtype(o.device.type)
             _check_rule_fits(rule, t_max, o.shape[2])
-        sample_steps += k * n
+        acc, exit_step, pred, pending = _scan(rule, o, acc, t, t_max)
+        t += k
         sizes.append(n)
         ks.append(k)
-        pending = torch.ones(n, dtype=torch.bool, device=o.device)
-        exit_live = torch.full((n,), t_max, dtype=torch.int64, device=o.device)
-        pred_live = torch.zeros(n, dtype=torch.int64, device=o.device)
-        for j in range(k):
-            t += 1
-            o_t = o[j].float().to(acc_dtype)
-            acc = o_t if acc is None else acc + o_t
-            y = acc.float()  # what the offline float32 cumsum stores
-            if t == t_max:
-                fire = pending
-            else:
-                fire = _stop(rule, y, t) & pending
-            exit_live = torch.where(fire, t, exit_live)
-            pred_live = torch.where(fire, y.argmax(dim=-1), pred_live)
-            pending = pending & ~fire
         done = ~pending
         if t == t_max or bool(done.any()):  # one device sync per call: the next batch size
-            idx = live[done.to(live.device)]
-            exit_all[idx] = exit_live[done].to(exit_all.device)
-            pred_all[idx] = pred_live[done].to(pred_all.device)
+            exits.record(live[done.to(live.device)], exit_step[done], pred[done])
             if t == t_max or bool(done.all()):
                 break
             adapter.keep(pending)
-            rest = pending.nonzero().squeeze(1)  # index_select: ~4x faster than a bool mask
+            rest = pending.nonzero().squeeze(1)  # index_select: faster than a bool mask
             inputs.keep(rest.to(inputs.device))
             acc = acc.index_select(0, rest)
             live = live.index_select(0, rest.to(live.device))
-    return AnytimeResult(
-        predictions=pred_all.cpu().numpy(),
-        exit_steps=exit_all.cpu().numpy(),
-        steps_run=t,
-        sample_steps=sample_steps,
-        t_max=t_max,
-        chunk=chunk,
-        batch_sizes=tuple(sizes),
-        call_steps=tuple(ks),
-    )
+    return exits.result(t_max, chunk, sizes, ks)
 
 
 def _stop_per_step(rule: StoppingRule, y: Tensor, t: Tensor, t_max: int) -> Tensor:
@@ -323,8 +326,37 @@ def _stop_per_step(rule: StoppingRule, y: Tensor, t: Tensor, t_max: int) -> Tens
     for step in t.unique().tolist():
         if step < t_max:
             rows = t == step
-            fire[rows] = _stop(rule, y[rows], step)
+            fire[rows] = checked_stop(rule, y[rows], step)
     return fire
+
+
+def _restartable(adapter):
+    """``adapter`` if it can restart samples in place (stream mode), else ``ValueError``."""
+    if not callable(getattr(adapter, "restart", None)):
+        raise ValueError(
+            f"stream mode needs an adapter with restart(rows) (SnnlibAdapter has it); "
+            f"{type(adapter).__name__} has none: use run_anytime"
+        )
+    return adapter
+
+
+def _refill(adapter, fire: Tensor, live: Tensor, t: Tensor, acc: Tensor, waiting: int, n: int):
+    """The places of the samples that fired go to the next waiting samples (of ``n`` in all),
+    restarted from a fresh state; the places nobody is left to take are dropped.
+    Returns ``(live, t, acc, waiting)`` after the change."""
+    slots = fire.nonzero().squeeze(1)
+    k = min(slots.numel(), n - waiting)
+    if k:  # the next waiting samples take the first k freed places
+        fill = slots[:k]
+        live[fill] = torch.arange(waiting, waiting + k, device=live.device)
+        t[fill], acc[fill] = 1, 0
+        adapter.restart(fill)
+    if k < slots.numel():  # nobody left to take the others: shrink the batch
+        rest = torch.ones_like(fire)
+        rest[slots[k:]] = False
+        adapter.keep(rest)
+        live, t, acc = live[rest], t[rest], acc[rest]
+    return live, t, acc, waiting + k
 
 
 @torch.no_grad()
@@ -340,35 +372,27 @@ def stream_anytime(
     """Anytime inference over many samples with at most ``batch`` of them live at once.
 
     Continuous batching: when samples exit, the next waiting samples take their places in
-    the batch, restarted from a fresh state (:meth:`~snnlib.adapters.SnnlibAdapter.refill`),
+    the batch, restarted from a fresh state (:meth:`~snnlib.adapters.SnnlibAdapter.restart`),
     so samples at different steps share each call and every call but the last few runs a
     full batch. Each sample still runs exactly its own steps ``1 .. τ(n)``, so predictions
     and exits equal :func:`run_anytime`'s and the offline ones.
 
     ``x``: static ``[N, ...]`` (needs ``t_max``) or, with ``sequence=True``, ``[T, N, ...]``.
-    The adapter must offer ``refill`` (snnlib models; a TEBN step counter cannot be shared
-    by samples at different steps: ``ValueError``). ``batch_sizes`` of the result is the
+    The adapter must offer ``restart`` (snnlib models). ``batch_sizes`` of the result is the
     live batch of every call (``steps_run`` calls).
     """
     _check_rule(rule)
-    batch = _positive_int(batch, "batch")
+    batch = checks.integer("batch", batch, low=1)
     if not isinstance(x, Tensor):
         raise ValueError(f"x must be a tensor in stream mode; got {type(x).__name__}")
     inputs = _Inputs(x, t_max, sequence, None)
-    adapter = as_steppable(model)
-    if not callable(getattr(adapter, "refill", None)):
-        raise ValueError(
-            f"stream mode needs an adapter with refill(rows) (SnnlibAdapter has it); "
-            f"{type(adapter).__name__} has none: use run_anytime"
-        )
-    n_all, t_max, device = inputs.n, inputs.t_max, inputs.device
-    exit_all = torch.full((n_all,), t_max, dtype=torch.int64, device=device)
-    pred_all = torch.zeros(n_all, dtype=torch.int64, device=device)
+    adapter = _restartable(as_steppable(model))
+    n_all, t_max = inputs.n, inputs.t_max
+    exits = _Exits(n_all, t_max, inputs.device)
     waiting = min(batch, n_all)
-    live = torch.arange(waiting, device=device)
+    live = torch.arange(waiting, device=inputs.device)
     t = torch.ones_like(live)  # the step each live sample is at
     adapter.reset(waiting)
-    adapter.refill(live[:0])  # refuses a network that cannot mix steps, before any work
     acc: Tensor | None = None
     sizes = []
     while live.numel():
@@ -382,35 +406,11 @@ def stream_anytime(
         y = acc.float()  # what the offline float32 cumsum stores
         fire = _stop_per_step(rule, y, t, t_max)
         sizes.append(n)
-        done = live[fire]
-        exit_all[done] = t[fire]
-        pred_all[done] = y[fire].argmax(dim=-1)
+        exits.record(live[fire], t[fire], y[fire].argmax(dim=-1))
         t = t + 1
-        if not bool(fire.any()):
-            continue
-        slots = fire.nonzero().squeeze(1)
-        k = min(slots.numel(), n_all - waiting)
-        if k:  # the next waiting samples take the first k freed places
-            fill = slots[:k]
-            live[fill] = torch.arange(waiting, waiting + k, device=device)
-            t[fill], acc[fill] = 1, 0
-            adapter.refill(fill)
-            waiting += k
-        if k < slots.numel():  # nobody left to take the others: shrink the batch
-            rest = torch.ones_like(fire)
-            rest[slots[k:]] = False
-            adapter.keep(rest)
-            live, t, acc = live[rest], t[rest], acc[rest]
-    return AnytimeResult(
-        predictions=pred_all.cpu().numpy(),
-        exit_steps=exit_all.cpu().numpy(),
-        steps_run=len(sizes),
-        sample_steps=sum(sizes),
-        t_max=t_max,
-        chunk=1,
-        batch_sizes=tuple(sizes),
-        call_steps=(1,) * len(sizes),
-    )
+        if bool(fire.any()):
+            live, t, acc, waiting = _refill(adapter, fire, live, t, acc, waiting, n_all)
+    return exits.result(t_max, 1, sizes, [1] * len(sizes))
 
 
 @torch.no_grad()
@@ -431,7 +431,7 @@ def cumulative_outputs(
     inputs = _Inputs(x, t_max, sequence, num_samples)
     adapter = as_steppable(model)
     t_max = inputs.t_max
-    chunk = t_max if chunk is None else _positive_int(chunk, "chunk")
+    chunk = t_max if chunk is None else checks.integer("chunk", chunk, low=1)
     live = torch.arange(inputs.n, device=inputs.device)
     adapter.reset(inputs.n)
     outs = []

@@ -1,6 +1,6 @@
 """Fast multi-step LIF/IF: a fused C++ kernel on CPU, a compact pure-PyTorch path elsewhere.
 
-:func:`lif_multistep_fast` computes exactly what :func:`snnlib.neurons.lif_multistep` (the
+:func:`lif_multistep_fast` computes exactly what :func:`snnlib.dynamics.lif_multistep` (the
 readable spec) computes, bit for bit, forward and backward, without a Python loop over ``T``
 on CPU and without keeping every intermediate for BPTT. Dynamics (method-spec 1.2)::
 
@@ -34,6 +34,10 @@ headers, no ninja, OpenMP through torch's own libgomp); ``"torch"`` (any device 
 dtype: a custom autograd function that still loops over ``T`` but saves the same compact
 state); ``"auto"`` picks ``"cpp"`` when it applies and has built, else ``"torch"``, warning
 once when the compiler is missing. ``SNNLIB_FAST_LIF=torch`` forces the pure-PyTorch path.
+A failed build is remembered in a marker file beside the kernel, keyed like the kernel by the
+source, the compiler (its path, binary and version), the flags and the CPU, so a changed
+source or compiler is built afresh; ``SNNLIB_REBUILD_KERNEL=1`` (or deleting the marker that
+the warning names) retries with everything unchanged.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from snnlib.neurons import LIFParams, StepOut, lif_multistep
+from snnlib import checks
+from snnlib.dynamics import LIFParams, StepOut, check_time_first, lif_multistep
 
 BACKENDS = ("auto", "cpp", "torch")
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lif_kernel.cpp"
@@ -80,18 +85,29 @@ def _cpu_tag() -> bytes:
         return f"{platform.machine()} {platform.processor()}".encode()
 
 
-def _build(cxx: str, flags: list[str]) -> Path:
-    """Compile once per (source, compiler, flags, CPU); an atomic rename publishes the result."""
-    source = SOURCE.read_bytes()
+REBUILD_ENV = "SNNLIB_REBUILD_KERNEL"
+
+
+def _compiler_tag(cxx: str) -> bytes:
+    """The compiler's identity: its resolved path, its binary's size and mtime, ``--version``."""
+    path = Path(shutil.which(cxx) or cxx).resolve()
+    try:
+        st = path.stat()
+        binary = f"{path} {st.st_size} {st.st_mtime_ns}"
+    except OSError:
+        binary = str(path)
     version = subprocess.run([cxx, "--version"], check=True, capture_output=True, timeout=30).stdout
-    parts = [source, " ".join([cxx, *flags]).encode(), version, _cpu_tag()]
-    key = hashlib.sha256(b"\0".join(parts))
-    target = _cache_dir() / f"lif_kernel_{key.hexdigest()[:16]}.so"
-    failed = target.with_suffix(".failed")  # remembered, so no process retries a failed build
-    if target.exists():
-        return target
-    if failed.exists():
-        raise RuntimeError(failed.read_text())
+    return binary.encode() + b"\0" + version
+
+
+def _build_key(cxx: str, flags: list[str]) -> str:
+    """What a kernel binary (and a failed build's marker) depends on."""
+    parts = [SOURCE.read_bytes(), " ".join([cxx, *flags]).encode(), _compiler_tag(cxx), _cpu_tag()]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+def _compile(cxx: str, flags: list[str], target: Path, failed: Path) -> None:
+    """Compile into ``target`` (an atomic rename publishes it) or write ``failed`` and raise."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
@@ -100,11 +116,32 @@ def _build(cxx: str, flags: list[str]) -> Path:
         done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             failed.write_text(f"{' '.join(cmd)} failed: {done.stderr.strip()[-500:]}")
-            raise RuntimeError(failed.read_text())
+            raise RuntimeError(_failure(failed))
         os.replace(tmp, target)  # other processes building at once: the last rename wins
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _failure(failed: Path) -> str:
+    return (
+        f"build failed, remembered in {failed} (a changed source or compiler is retried; to "
+        f"retry now set {REBUILD_ENV}=1 or delete that file): {failed.read_text()}"
+    )
+
+
+def _build(cxx: str, flags: list[str]) -> Path:
+    """Compile once per (source, compiler, flags, CPU); a failure is not retried for the same
+    key unless ``SNNLIB_REBUILD_KERNEL=1``."""
+    target = _cache_dir() / f"lif_kernel_{_build_key(cxx, flags)}.so"
+    failed = target.with_suffix(".failed")
+    if target.exists():
+        return target
+    if failed.exists() and os.environ.get(REBUILD_ENV, "") not in ("", "0"):
+        failed.unlink()
+    if failed.exists():
+        raise RuntimeError(_failure(failed))
+    _compile(cxx, flags, target, failed)
     return target
 
 
@@ -215,7 +252,7 @@ class _CppLIF(torch.autograd.Function):
 
 
 def _torch_step(x_t: Tensor, v: Tensor, thr: Tensor | float, p: LIFParams) -> tuple:
-    """:func:`snnlib.neurons.lif_step` without autograd: the same operations in the same order."""
+    """:func:`snnlib.dynamics.lif_step` without autograd: the same operations in the same order."""
     u = p.decay * v + x_t
     s = ((u - thr) > 0).to(u.dtype)
     v_next = u * (1.0 - s) if p.reset == "hard" else u - thr * s
@@ -283,6 +320,43 @@ def _reference(x, threshold, p, v, keep_membrane) -> StepOut:
     return out if keep_membrane else StepOut(out.spikes, out.membrane[-1:])
 
 
+def _fast_threshold(threshold: Tensor | float, x: Tensor) -> Tensor | None:
+    """The threshold as the fast paths take it (a 0-d tensor for one value), or ``None`` for
+    what they do not cover: one that requires grad, or has another dtype or shape."""
+    if not isinstance(threshold, Tensor):
+        return torch.tensor(float(threshold), dtype=x.dtype, device=x.device)
+    if threshold.requires_grad or (threshold.dim() and threshold.dtype != x.dtype):
+        return None
+    if torch.broadcast_shapes(threshold.shape, x.shape[1:]) != x.shape[1:]:
+        return None
+    thr = threshold.to(device=x.device, dtype=x.dtype)
+    return thr.reshape(()) if thr.numel() == 1 else thr  # one value: the scalar path
+
+
+def _use_cpp(backend: str, x: Tensor) -> bool:
+    """Whether the C++ kernel runs ``x`` (``backend='cpp'`` raises where it cannot)."""
+    use_cpp = backend != "torch" and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"
+    use_cpp = use_cpp and x.device.type == "cpu" and x.dtype == torch.float32
+    if backend == "cpp" and not use_cpp:
+        raise ValueError("backend='cpp' needs float32 CPU tensors (and no SNNLIB_FAST_LIF=torch)")
+    if use_cpp and _kernel()[0] is None:
+        if backend == "cpp":
+            raise RuntimeError(f"snnlib.fast_lif: C++ kernel unavailable ({_kernel()[1]})")
+        return False
+    return use_cpp
+
+
+def _run_cpp(x, thr, p: LIFParams, v, keep_membrane: bool, inplace: bool) -> StepOut:
+    """The C++ kernel; in inference with ``inplace``, the final membrane is written into ``v``."""
+    step_shape = x.shape[1:]
+    thr = thr.expand(step_shape).contiguous() if thr.dim() else thr
+    grad = torch.is_grad_enabled() or (v is not None and v.requires_grad)
+    if inplace and v is not None and not (keep_membrane or grad):
+        final = v.view(1, *step_shape)
+        return StepOut(_cpp_forward(x.contiguous(), v, thr, p, None, final), final)
+    return StepOut(*_CppLIF.apply(x.contiguous(), v, thr, p, keep_membrane))
+
+
 def lif_multistep_fast(
     x: Tensor,
     threshold: Tensor | float,
@@ -293,55 +367,26 @@ def lif_multistep_fast(
     backend: str = "auto",
     inplace: bool = False,
 ) -> StepOut:
-    """:func:`snnlib.neurons.lif_multistep`, bit for bit, fused (see the module docstring).
+    """:func:`snnlib.dynamics.lif_multistep`, bit for bit, fused (see the module docstring).
 
     ``x`` is ``[T, B, ...]``; ``threshold`` a number or a tensor broadcastable to ``x[0]``;
     ``v`` the initial membrane (``None``: ``v_init``). Returns spikes ``[T, B, ...]`` and the
     post-reset membranes ``[T, B, ...]``, or with ``keep_membrane=False`` only the final one,
-    ``[1, B, ...]`` (all a :class:`~snnlib.neurons.RunState` needs; saves a ``[T, N]`` write).
+    ``[1, B, ...]`` (all a streaming state needs; saves a ``[T, N]`` write).
     ``inplace=True`` lets the C++ kernel write that final membrane into ``v`` itself in
     inference (autograd off, ``v`` not requiring grad, ``v`` contiguous and ``x[0]``-shaped):
     streaming then moves less memory per step than with a fresh buffer. ``v`` must not be
     needed afterwards; where the conditions do not hold, a new tensor is returned as usual.
     Cases the fast paths do not cover (a threshold that requires grad or has another dtype or
-    shape, ``T = 0``) run the reference.
+    shape, a ``v`` on another device or of another dtype, ``T = 0``) run the reference.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is not allowed; use one of {BACKENDS}")
-    if x.dim() < 2:
-        raise ValueError(f"x must be [T, B, ...]; got shape {tuple(x.shape)}")
-    if x.shape[0] == 0 or not x.is_floating_point():
+    checks.one_of("backend", backend, BACKENDS)
+    check_time_first(x)
+    thr = _fast_threshold(threshold, x) if x.shape[0] and x.is_floating_point() else None
+    if thr is None or (v is not None and (v.dtype != x.dtype or v.device != x.device)):
         return _reference(x, threshold, p, v, keep_membrane)
-    step_shape = x.shape[1:]
-    if isinstance(threshold, Tensor):
-        thr = threshold
-        if thr.requires_grad or (thr.dim() and thr.dtype != x.dtype):
-            return _reference(x, threshold, p, v, keep_membrane)
-        if torch.broadcast_shapes(thr.shape, step_shape) != step_shape:
-            return _reference(x, threshold, p, v, keep_membrane)
-        thr = thr.to(device=x.device, dtype=x.dtype)
-        thr = thr.reshape(()) if thr.numel() == 1 else thr  # one value: the scalar path
-    else:
-        thr = torch.tensor(float(threshold), dtype=x.dtype, device=x.device)
     if v is not None:
-        if v.dtype != x.dtype or v.device != x.device:
-            return _reference(x, threshold, p, v, keep_membrane)
-        v = v.expand(step_shape).contiguous()  # autograd sums a broadcast v0's gradient
-    use_cpp = backend != "torch" and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"
-    use_cpp = use_cpp and x.device.type == "cpu" and x.dtype == torch.float32
-    if backend == "cpp" and not use_cpp:
-        raise ValueError("backend='cpp' needs float32 CPU tensors (and no SNNLIB_FAST_LIF=torch)")
-    if use_cpp and _kernel()[0] is None:
-        if backend == "cpp":
-            raise RuntimeError(f"snnlib.fast_lif: C++ kernel unavailable ({_kernel()[1]})")
-        use_cpp = False
-    if use_cpp:
-        thr = thr.expand(step_shape).contiguous() if thr.dim() else thr
-        grad = torch.is_grad_enabled() or (v is not None and v.requires_grad)
-        if inplace and v is not None and not (keep_membrane or grad):
-            final = v.view(1, *step_shape)
-            return StepOut(_cpp_forward(x.contiguous(), v, thr, p, None, final), final)
-        out = _CppLIF.apply(x.contiguous(), v, thr, p, keep_membrane)
-    else:
-        out = _TorchLIF.apply(x, v, thr, p, keep_membrane)
-    return StepOut(*out)
+        v = v.expand(x.shape[1:]).contiguous()  # autograd sums a broadcast v0's gradient
+    if _use_cpp(backend, x):
+        return _run_cpp(x, thr, p, v, keep_membrane, inplace)
+    return StepOut(*_TorchLIF.apply(x, v, thr, p, keep_membrane))

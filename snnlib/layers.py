@@ -6,10 +6,14 @@ Stateless layers (Conv, Linear, pooling, BatchNorm) see time folded into the bat
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
 
-from snnlib.neurons import Collector, RunState, SpikingModule
+from snnlib import checks
+from snnlib.neurons import Collector
+from snnlib.state import RunState, SpikingModule, call
 
 
 def fold(x: Tensor) -> Tensor:
@@ -33,18 +37,29 @@ class Folded(nn.Module):
         return unfold(self.module(fold(x)), x.shape[0])  # [T*B, ...] inside
 
 
-class Sequential(nn.Sequential):
-    """``nn.Sequential`` that passes ``state`` and ``collector`` to spiking children."""
+class Sequential(nn.Sequential, SpikingModule):
+    """``nn.Sequential`` as a spiking module: passes ``state`` and ``collector`` to its
+    spiking children (:func:`snnlib.state.call`)."""
 
     def forward(
         self, x: Tensor, state: RunState | None = None, collector: Collector | None = None
     ) -> Tensor:
         for module in self:
-            if isinstance(module, (SpikingModule, Sequential)):
-                x = module(x, state, collector)
-            else:
-                x = module(x)
+            x = call(module, x, state, collector)
         return x
+
+
+class TEBNState(NamedTuple):
+    """A TEBN layer's state: the steps each sample has already run, ``int64 [B]``."""
+
+    t: Tensor
+
+    def keep(self, index: Tensor) -> TEBNState:
+        return TEBNState(self.t.index_select(0, index.to(self.t.device)))
+
+    def restart(self, rows: Tensor) -> TEBNState:
+        self.t[rows.to(self.t.device)] = 0
+        return self
 
 
 class TEBN(SpikingModule):
@@ -55,30 +70,42 @@ class TEBN(SpikingModule):
 
         y_t = p_t · BN(x)_t
 
-    Unlike the official code, it also streams: with a :class:`RunState` the layer counts the
-    steps it has seen and applies the matching ``p_t``, so single-step == multi-step.
+    Unlike the official code, it also streams: with a :class:`~snnlib.state.RunState` the
+    layer counts the steps each sample has seen (:class:`TEBNState`) and applies that
+    sample's ``p_t``, so single-step == multi-step, also for samples at different steps.
     """
 
     def __init__(self, num_features: int, T: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
-        if T < 1:
-            raise ValueError(f"T={T!r} must be >= 1")
+        checks.integer("T", T, low=1)
         self.bn = nn.BatchNorm1d(num_features, eps=eps, momentum=momentum)
         self.p = nn.Parameter(torch.ones(T))
+
+    def init_state(self, x: Tensor) -> TEBNState:
+        """The fresh state for an input ``x`` ``[T, B, ...]``: no step run yet."""
+        return TEBNState(torch.zeros(x.shape[1], dtype=torch.int64, device=x.device))
 
     def forward(
         self, x: Tensor, state: RunState | None = None, collector: Collector | None = None
     ) -> Tensor:
-        t0 = 0 if state is None else state.get(self, 0)
         steps = x.shape[0]
-        if t0 + steps > self.p.numel():
-            raise ValueError(
-                f"TEBN was built for T={self.p.numel()} steps; got steps {t0 + 1}..{t0 + steps}"
-            )
-        if state is not None:
-            state.set(self, t0 + steps)
+        if state is None:
+            self._check_steps(1, steps)
+            scale = self.p[:steps].view(steps, *([1] * (x.dim() - 1)))
+        else:
+            prev = state.get(self)
+            t0 = (self.init_state(x) if prev is None else prev).t  # [B]
+            self._check_steps(int(t0.min()) + 1, int(t0.max()) + steps)  # one device sync
+            state.set(self, TEBNState(t0 + steps))
+            t = t0 + torch.arange(steps, device=t0.device).unsqueeze(1)  # [steps, B]
+            scale = self.p[t].view(*t.shape, *([1] * (x.dim() - 2)))  # each sample's p_t
         # BN over channel dim 1 of the folded input; BatchNorm1d accepts [N, C, L] and [N, C].
         y = fold(x)  # [T*B, C, ...]
         y = self.bn(y.flatten(2) if y.dim() > 3 else y).view_as(y)
-        scale = self.p[t0 : t0 + steps].view(steps, *([1] * (x.dim() - 1)))
         return unfold(y, steps) * scale
+
+    def _check_steps(self, first: int, last: int) -> None:
+        if last > self.p.numel():
+            raise ValueError(
+                f"TEBN was built for T={self.p.numel()} steps; got steps {first}..{last}"
+            )

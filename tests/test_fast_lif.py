@@ -209,7 +209,7 @@ def test_lif_module_backends_agree_with_reference(backend):
         out = torch.cat([lif(xg[:2], state, collector), lif(xg[2:], state, collector)])
         membrane = torch.cat([r.membrane for r in collector.records])
         (out.sum() + (membrane**2).sum()).backward()
-        outs.append((out.detach(), membrane.detach(), xg.grad, state.get(lif)))
+        outs.append((out.detach(), membrane.detach(), xg.grad, state.get(lif).v))
     assert_identical(outs[1], outs[0])
     assert "backend" in repr(fast)
     with pytest.raises(ValueError, match="backend"):
@@ -229,22 +229,22 @@ def test_streaming_inference_updates_the_state_in_place(backend, reset):
     with torch.no_grad():
         outs = [lif(x[:1], state, collector)]
         recorded = collector.records[0].membrane.clone()
-        v = state.get(lif)
+        v = state.get(lif).v
         outs += [lif(x[t : t + 1], state) for t in range(1, x.shape[0])]
         state_b = RunState()  # the first step without a collector: v0 is v_init
         outs_b = [lif(x[t : t + 1], state_b) for t in range(x.shape[0])]
     assert torch.equal(torch.cat(outs), want) and torch.equal(torch.cat(outs_b), want)
-    assert torch.equal(state.get(lif), state_b.get(lif))
+    assert torch.equal(state.get(lif).v, state_b.get(lif).v)
     assert torch.equal(collector.records[0].membrane, recorded)
     in_place = backend != "torch" and fast_lif.cpp_available()
-    assert (state.get(lif).data_ptr() == v.data_ptr()) == in_place
+    assert (state.get(lif).v.data_ptr() == v.data_ptr()) == in_place
     with torch.enable_grad():  # training: never in place (v0 is saved for backward)
         xg = x.clone().requires_grad_(True)
         state = RunState()
         lif(xg[:1], state)
-        v = state.get(lif)
+        v = state.get(lif).v
         lif(xg[1:2], state)
-        assert state.get(lif).data_ptr() != v.data_ptr()
+        assert state.get(lif).v.data_ptr() != v.data_ptr()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")

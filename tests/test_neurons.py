@@ -56,7 +56,7 @@ def test_streaming_equals_multistep(reset, decay):
     steps = torch.cat([lif(x[t : t + 1], state) for t in range(x.shape[0])])
     assert torch.equal(full, steps)
     # uneven chunks give the same result too
-    state.reset()
+    state = RunState()
     chunks = torch.cat([lif(x[:5], state), lif(x[5:], state)])
     assert torch.equal(full, chunks)
 
@@ -81,6 +81,30 @@ def test_runstate_keep_drops_samples():
     state.keep(keep)
     tail = lif(x[2:, keep], state)
     assert torch.equal(tail, lif(x)[2:, keep])
+
+
+def test_restart_gives_a_sample_a_fresh_state_in_place():
+    # Sample 1 restarts after two steps: its next steps equal a fresh run, the others go on.
+    torch.manual_seed(3)
+    lif = LIF(decay=1.0, reset="soft", v_init=0.2)  # IF: the membrane remembers everything
+    x = torch.rand(6, 3, 5) * 0.6
+    state = RunState()
+    lif(x[:2], state)
+    state.restart(torch.tensor([1]))
+    tail = lif(x[2:], state)
+    assert torch.equal(tail[:, [0, 2]], lif(x)[2:, [0, 2]])
+    assert torch.equal(tail[:, 1], lif(x[2:, 1:2])[:, 0])
+    assert not torch.equal(tail[:, 1], lif(x)[2:, 1])  # the restart changed something
+
+
+def test_parameters_travel_with_the_state_dict():
+    # A layer rebuilt with other parameters and loaded computes what the saved one computed.
+    saved = LIF(decay=1.0, threshold=2.0, reset="soft", v_init=1.0, weighted_output=True)
+    rebuilt = LIF(decay=1.0, threshold=8.0, reset="soft", v_init=4.0, weighted_output=True)
+    rebuilt.load_state_dict(saved.state_dict())
+    assert rebuilt.params == saved.params
+    x = torch.rand(5, 3, 4) * 3
+    assert torch.equal(rebuilt(x), saved(x))
 
 
 def test_surrogate_gradient_is_zif_triangle():
@@ -118,10 +142,11 @@ def test_collector_receives_spikes_and_membrane():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"reset": "zero"}, "reset='zero'.*hard.*soft"),
+        ({"reset": "zero"}, "reset must be one of.*hard.*soft.*got 'zero'"),
         ({"threshold": 0.0}, "threshold=.*> 0"),
-        ({"decay": 1.5}, r"decay=1.5.*\[0, 1\]"),
-        ({"gamma": 0.0}, "gamma=0.0"),
+        ({"decay": 1.5}, r"decay .*in \[0.0, 1.0\]; got 1.5"),
+        ({"gamma": 0.0}, r"gamma .*> 0.0; got 0.0"),
+        ({"backend": "fast"}, "backend must be one of.*got 'fast'"),
     ],
 )
 def test_bad_parameters(kwargs, match):
