@@ -289,7 +289,10 @@ def fit(
             best = {
                 "val_acc": val_acc,
                 "epoch": epoch + 1,
-                "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                "model": {  # a layer's extra state (LIF parameters) is a fresh dict
+                    k: v.detach().clone() if isinstance(v, torch.Tensor) else v
+                    for k, v in model.state_dict().items()
+                },
             }
         log(
             " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from snnlib.layers import TEBN, Folded, Sequential
-from snnlib.neurons import LIF, Collector, LIFParams, RunState, SpikingModule
+from snnlib.layers import TEBN, Folded
+from snnlib.neurons import LIF, Collector, LIFParams, RunState
 from snnlib.qcfs import QCFS
+from snnlib.state import call
 
 NEURONS = ("relu", "qcfs", "lif")
 NORMS = ("bn", "tebn")
@@ -119,9 +120,7 @@ def run(
     module: nn.Module, x: Tensor, state: RunState | None, collector: Collector | None
 ) -> Tensor:
     """Call ``module`` on ``[T, B, ...]``, passing ``state`` and ``collector`` if it takes them."""
-    if isinstance(module, (SpikingModule, Sequential)):
-        return module(x, state, collector)
-    return module(x)
+    return call(module, x, state, collector)
 
 
 def kaiming_init(model: nn.Module, zero_linear_bias: bool = False) -> None:
