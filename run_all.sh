@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 
 usage() {
     cat <<'USAGE'
-Usage: ./run_all.sh [test] [--profile NAME] [--data-root DIR] [--only PATTERN] [--force] [--help]
+Usage: ./run_all.sh [test] [--profile NAME] [--data-root DIR] [--only PATTERN] [--force]
+                   [--threads N] [--help]
 
   (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, <= 15 min)
                      and every figure and table under results/quick/
@@ -18,10 +19,14 @@ Usage: ./run_all.sh [test] [--profile NAME] [--data-root DIR] [--only PATTERN] [
   --only PATTERN     only runs whose run_id matches PATTERN (glob or substring)
   --force            rerun finished runs (default: skip them; unfinished runs resume, and
                      records without their weights, as committed, are recomputed)
+  --threads N        CPU threads per run (default: $OMP_NUM_THREADS, else 2, the count the
+                     committed records were computed with; results are bit-identical only
+                     at the same count; recorded in each run's provenance.json)
 
 Each run executes notebooks/10_train.ipynb through papermill; its executed copy is kept
 under results/<profile>/notebooks/ (ignored by git). A failing run does not stop the
-others; it is named at the end and the exit status is non-zero.
+others; it is named at the end and the exit status is non-zero. The figures and tables
+aggregate exactly the runs configs/<profile>.yaml declares (under its out_dir).
 
 Memory: exports MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ and MALLOC_TOP_PAD_ (unless
 already set) so that glibc keeps freed memory for reuse: CPU runs are 1.6-2x faster.
@@ -62,6 +67,7 @@ setup() {
 
 mode=run
 profile=quick
+threads=${OMP_NUM_THREADS:-2}
 grid_args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -70,11 +76,16 @@ while [[ $# -gt 0 ]]; do
         --data-root) grid_args+=(--data-root "${2:?--data-root needs a folder}"); shift ;;
         --only) grid_args+=(--only "${2:?--only needs a pattern}"); shift ;;
         --force) grid_args+=(--force) ;;
+        --threads) threads=${2:?--threads needs a number}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "error: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
+if ! [[ $threads =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: --threads $threads: expected a whole number >= 1 (e.g. --threads 2)" >&2
+    exit 2
+fi
 if [[ ! -f configs/$profile.yaml ]]; then
     echo "error: --profile $profile: configs/$profile.yaml does not exist (have: $(ls configs | sed 's/.yaml//' | tr '\n' ' '))" >&2
     exit 2
@@ -87,6 +98,9 @@ setup
 export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-2147483647}
 export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-2147483647}
 export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-536870912}
+# torch reads the thread count from here (each notebook kernel inherits it): a sum split over
+# another number of threads rounds differently, so the count is pinned and recorded.
+export OMP_NUM_THREADS=$threads
 case $mode in
     test)
         "$PY" -m ruff check snnlib tests benchmarks
@@ -98,8 +112,10 @@ case $mode in
     run)
         start=$(date +%s)
         status=0
+        echo "[run_all] profile $profile with $threads CPU thread(s) per run"
         "$PY" -m snnlib grid "configs/$profile.yaml" "${grid_args[@]}" || status=$?
-        "$PY" -m snnlib figures "results/$profile" || status=$?
+        # the runs the profile declares, under its out_dir (a failed figures step counts too)
+        "$PY" -m snnlib figures "configs/$profile.yaml" || status=$((status == 0 ? $? : status))
         echo "[run_all] profile $profile finished in $(( $(date +%s) - start )) s (exit status $status)"
         exit $status
         ;;

@@ -2,11 +2,19 @@
 
 Nothing here trains or evaluates a network: every number comes from a finished run's
 ``config.json``, ``per_timestep.csv``, ``cutoff.csv``, ``metrics.json`` and ``outputs.npz``.
-Seeds are aggregated as mean and standard deviation (bands in the figures).
+Seeds are aggregated as mean and standard deviation (bands in the figures); the ``seeds``
+column counts the runs aggregated.
+
+A named profile is a closed set: given the configs its YAML declares
+(:func:`snnlib.grid.expand`), only those runs are aggregated, and declared runs that are not
+finished and finished runs that are not declared are reported (:func:`select_runs`). Runs on a
+partial copy of their dataset (``partial: true``) appear as ``<dataset> (partial)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -19,6 +27,7 @@ from snnlib.atomic import atomic_write
 from snnlib.records import finished_runs, load_outputs, load_run, write_csv
 
 GROUP = ["dataset", "method", "arch", "T", "alpha"]
+PARTIAL = " (partial)"  # after the dataset's name in tables, for runs on a partial copy
 
 # The paper's headline claims (method-spec section 3: abstract, v4 and Frontiers).
 CLAIMS = (
@@ -34,9 +43,53 @@ def load_runs(profile_dir: Path) -> list[dict]:
     return [load_run(p) for p in finished_runs(profile_dir)]
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """Which runs a profile declares, which of them are missing, which others are present."""
+
+    declared: tuple[str, ...]
+    missing: tuple[str, ...]  # declared, not finished
+    undeclared: tuple[str, ...]  # finished, not declared: left out of every table and figure
+
+    def report(self) -> list[str]:
+        """One line per problem (none when the records match the declaration)."""
+        lines = [f"declared but not finished: {r}" for r in self.missing]
+        return lines + [f"finished but not declared (left out): {r}" for r in self.undeclared]
+
+
+def select_runs(profile_dir: Path, declared: Sequence | None = None) -> tuple[list[dict], Coverage]:
+    """The finished runs of a profile to aggregate, and how they cover ``declared``.
+
+    ``declared``: the configs the profile's YAML declares (:func:`snnlib.grid.expand`); only
+    their runs are returned. ``None`` (a scratch profile, no YAML) takes every finished run.
+    """
+    present = {p.name: p for p in finished_runs(profile_dir)}
+    if declared is None:
+        names = tuple(present)
+        return [load_run(present[n]) for n in names], Coverage(names, (), ())
+    names = tuple(dict.fromkeys(c.run_id for c in declared))
+    coverage = Coverage(
+        names,
+        tuple(n for n in names if n not in present),
+        tuple(n for n in present if n not in set(names)),
+    )
+    return [load_run(present[n]) for n in names if n in present], coverage
+
+
+def dataset_label(run: dict) -> str:
+    """The dataset's name, with `` (partial)`` for a run on a partial copy of it."""
+    c, data = run["config"], run["provenance"].get("data") or {}
+    partial = c.get("partial") or data.get("partial")
+    return c["dataset"] + PARTIAL if partial else c["dataset"]
+
+
 def _keys(run: dict) -> dict:
     c = run["config"]
-    return {k: c[k] for k in GROUP} | {"seed": c["seed"], "run_id": run["run_dir"].name}
+    return (
+        {k: c[k] for k in GROUP}
+        | {"dataset": dataset_label(run)}
+        | {"seed": c["seed"], "run_id": run["run_dir"].name}
+    )
 
 
 def tidy(runs: list[dict], part: str) -> pd.DataFrame:
@@ -74,7 +127,7 @@ def summary_table(runs: list[dict]) -> pd.DataFrame:
     frame[values] = frame[values].astype(float)
     agg = frame.groupby(GROUP, dropna=False)[values].agg(["mean", "std"])
     agg.columns = [f"{a}_{b}" for a, b in agg.columns]
-    agg["seeds"] = frame.groupby(GROUP, dropna=False)["seed"].nunique()
+    agg["seeds"] = frame.groupby(GROUP, dropna=False).size()  # the runs aggregated
     return agg.reset_index()
 
 
@@ -92,8 +145,9 @@ def pretty(table: pd.DataFrame) -> pd.DataFrame:
 def ledger(table: pd.DataFrame, profile: str) -> pd.DataFrame:
     """Each paper claim beside what this profile measured (``not run`` where not run)."""
     rows = []
+    base = table["dataset"].str.removesuffix(PARTIAL) if len(table) else None
     for dataset, claim, low, high in CLAIMS:
-        sel = table[table["dataset"] == dataset] if len(table) else table
+        sel = table[base == dataset] if len(table) else table
         if len(sel) == 0:
             rows.append(
                 {
@@ -113,12 +167,13 @@ def ledger(table: pd.DataFrame, profile: str) -> pd.DataFrame:
                     "paper": f"{low}-{high}x",
                     "measured": f"{r['topk_speedup_mean']:.2f}x (acc delta "
                     f"{100 * r['topk_acc_delta_mean']:+.2f} pt), "
-                    f"{r['method']}/{r['arch']} alpha={r['alpha']:g}",
+                    f"{r['method']}/{r['arch']} alpha={r['alpha']:g}"
+                    + (" on a partial copy" if r["dataset"].endswith(PARTIAL) else ""),
                     "scale": profile,
                 }
             )
     for _, r in table.iterrows() if len(table) else []:
-        if r["dataset"] in {c[0] for c in CLAIMS}:
+        if r["dataset"].removesuffix(PARTIAL) in {c[0] for c in CLAIMS}:
             continue
         rows.append(
             {
@@ -248,11 +303,19 @@ def exit_distributions(runs: list[dict], dataset: str, method: str) -> plt.Figur
     return grid.figure
 
 
-def make_all(profile_dir: Path, out_dir: Path | None = None) -> list[Path]:
-    """Write every figure and table of a profile; return the files written."""
+def make_all(
+    profile_dir: Path, out_dir: Path | None = None, declared: Sequence | None = None, log=print
+) -> list[Path]:
+    """Write every figure and table of a profile; return the files written.
+
+    ``declared``: the profile's configs (see :func:`select_runs`); what is missing or not
+    declared is logged, one line each.
+    """
     profile_dir = Path(profile_dir)
     out_dir = Path(out_dir) if out_dir is not None else profile_dir
-    runs = load_runs(profile_dir)
+    runs, coverage = select_runs(profile_dir, declared)
+    for line in coverage.report():
+        log(f"[figures] {line}")
     if not runs:
         raise ValueError(f"no finished runs under {profile_dir / 'runs'}")
     written: list[Path] = []

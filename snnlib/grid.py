@@ -23,10 +23,10 @@ import time
 import traceback
 from pathlib import Path
 
-import yaml
-
 from snnlib.config import Config, ConfigError
-from snnlib.records import has_weights
+from snnlib.data.fingerprint import data_fingerprint
+from snnlib.records import is_current
+from snnlib.yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_NOTEBOOK = REPO / "notebooks" / "10_train.ipynb"
@@ -34,8 +34,14 @@ PROFILE_KEYS = ("profile", "defaults", "seeds", "runs", "description")
 
 
 def expand(path: Path, overrides: dict | None = None) -> list[Config]:
-    """All configs of a profile file (validated; one error lists every problem)."""
-    spec = yaml.safe_load(Path(path).read_text()) or {}
+    """All configs of a profile file (validated; one error lists every problem).
+
+    The profile file is read strictly (:func:`snnlib.yamlfile.load_yaml`: a key given twice
+    is an error); ``overrides`` apply to every run.
+    """
+    spec = load_yaml(path) or {}
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys {PROFILE_KEYS}")
     unknown = sorted(set(spec) - set(PROFILE_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown top-level keys {unknown}; allowed {PROFILE_KEYS}")
@@ -100,6 +106,15 @@ def execute(config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK
     return out
 
 
+def describe(err: BaseException) -> str:
+    """``Class: text`` of an exception; for a failed notebook, the error raised inside it
+    (papermill's ``PapermillExecutionError`` carries it as ``ename`` and ``evalue``)."""
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if ename is not None:
+        return f"{ename}: {evalue} (in the notebook run by {type(err).__name__})"
+    return f"{type(err).__name__}: {err}"
+
+
 def run_grid(
     configs: list[Config],
     only: str | None = None,
@@ -115,11 +130,11 @@ def run_grid(
     ]
     failures: list[tuple[str, str]] = []
     for config in tqdm(selected, desc=f"grid {configs[0].profile if configs else ''}"):
-        if has_weights(config.run_dir) and not force:
-            log(f"[skip] {config.run_id} (finished)")
-            continue
         t0 = time.perf_counter()
         try:
+            if not force and is_current(config.run_dir, data_fingerprint(config)):
+                log(f"[skip] {config.run_id} (finished, same data)")
+                continue
             if use_notebook:
                 execute(config, force)
             else:
@@ -128,8 +143,8 @@ def run_grid(
                 run(config, force=force, log=log)
             log(f"[ok] {config.run_id} in {time.perf_counter() - t0:.1f}s")
         except Exception as err:  # one failing run must not stop the others
-            failures.append((config.run_id, f"{type(err).__name__}: {err}"))
-            log(f"[failed] {config.run_id}: {type(err).__name__}: {err}")
+            failures.append((config.run_id, describe(err)))
+            log(f"[failed] {config.run_id}: {describe(err)}")
             log(traceback.format_exc(limit=3))
     log(f"{len(selected)} run(s) selected, {len(failures)} failed")
     for run_id, why in failures:

@@ -4,7 +4,8 @@ Layout (a contract relied on by checks outside the repository)::
 
     results/<profile>/runs/<run_id>/
         config.json       the full resolved config
-        provenance.json   git commit + dirty flag, versions, device, threads, seeds, times
+        provenance.json   git commit + dirty flag, versions, device, threads, seeds, times,
+                          data (the fingerprint of the data read, see is_current)
         history.csv       epoch, train_loss, reg_loss, train_acc, val_acc, lr, seconds
         outputs.npz       test_outputs [T, N, K] cumulative float32, test_labels [N] int64,
                           calib_outputs, calib_labels likewise
@@ -103,6 +104,19 @@ def has_weights(run_dir: Path) -> bool:
     recomputes them (and ``git diff results/`` shows whether they reproduce).
     """
     return is_done(run_dir) and (Path(run_dir) / "model.pt").is_file()
+
+
+def is_current(run_dir: Path, fingerprint: dict[str, Any]) -> bool:
+    """A finished run that needs no rerun: complete with its weights (:func:`has_weights`) and
+    computed from the same data, its ``provenance.json`` ``data`` entry equal to
+    ``fingerprint`` (:func:`snnlib.data.fingerprint.data_fingerprint`)."""
+    if not has_weights(run_dir):
+        return False
+    try:
+        recorded = json.loads((Path(run_dir) / "provenance.json").read_text()).get("data")
+    except (OSError, ValueError, AttributeError):  # missing or damaged: not current
+        return False
+    return recorded == json.loads(json.dumps(fingerprint))  # as it reads back from JSON
 
 
 def mark_done(run_dir: Path) -> None:
@@ -237,14 +251,18 @@ def versions() -> dict[str, str | None]:
 
 
 def provenance(device: str, seed: int, started: float, finished: float, **extra) -> dict:
-    """The provenance block of a run (``started``/``finished`` are ``time.time()`` values)."""
+    """The provenance block of a run (``started``/``finished`` are ``time.time()`` values).
+
+    ``extra`` adds entries, e.g. ``data=data_fingerprint(config)`` (read by :func:`is_current`).
+    """
     import torch
 
     return {
         "git": git_state(),
         "versions": versions(),
         "device": device,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(),  # results depend on it (summation order)
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "host": platform.node(),
         "platform": platform.platform(),
         "seeds": {"seed": seed},

@@ -6,6 +6,7 @@ contents are synthetic (random pixels and events); the formats are the published
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -204,3 +205,35 @@ def write_cifar10_dvs(root: Path, numbers: list[int], seed: int = 0) -> Path:
             x, y, t, p = random_events(rng, 600, 128, 128, 1_400_000)
             path.write_bytes(encode_aedat4(x, y, t + 5_000_000, p))  # real files start late
     return root / "CIFAR10DVS"
+
+
+# --- damaged recordings -------------------------------------------------------------------------
+DAMAGE = ("empty", "truncated", "garbage", "backwards", "outside")
+
+
+def damage(path: Path, how: str, seed: int = 0) -> None:
+    """Rewrite the N-MNIST recording ``path`` as a damaged copy (``how`` in :data:`DAMAGE`).
+
+    ``garbage`` keeps the size and the modification time (random bytes, as a bad copy would
+    leave); ``backwards`` and ``outside`` are well-formed files whose events jump back in time
+    or lie outside the 34x34 sensor.
+    """
+    rng = np.random.default_rng(seed)
+    blob = path.read_bytes()
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(blob[:-2])
+    elif how == "garbage":
+        stat = path.stat()
+        path.write_bytes(rng.integers(0, 256, len(blob), dtype=np.uint8).tobytes())
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    elif how == "backwards":
+        x, y, t, p = random_events(rng, 300, 34, 34, 300_000)
+        path.write_bytes(encode_atis_bin(x, y, t[::-1], p))
+    elif how == "outside":
+        x, y, t, p = random_events(rng, 300, 34, 34, 300_000)
+        x[5] = 40
+        path.write_bytes(encode_atis_bin(x, y, t, p))
+    else:
+        raise ValueError(f"how={how!r} is not allowed; use one of {DAMAGE}")

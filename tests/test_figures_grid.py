@@ -6,7 +6,8 @@ from record_fixtures import fabricate
 
 from snnlib import figures, grid
 from snnlib.config import Config, ConfigError
-from snnlib.records import mark_done
+from snnlib.data.fingerprint import data_fingerprint
+from snnlib.records import mark_done, write_json
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_profiles_expand_to_valid_configs():
 def test_bad_profile_lists_every_problem(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("runs:\n  - {method: tett}\n  - {T: 0}\n")
-    with pytest.raises(ConfigError, match=r"(?s)runs\[0\].*tett.*runs\[1\].*T=0"):
+    with pytest.raises(ConfigError, match=r"(?s)runs\[0\].*tett.*runs\[1\].*T\b.*\b0\b"):
         grid.expand(path)
     path.write_text("runz: []\n")
     with pytest.raises(ConfigError, match="unknown top-level keys \\['runz'\\]"):
@@ -117,6 +118,7 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
         ran.append(config.seed)
         if config.seed == 1:
             raise RuntimeError("boom")
+        write_json(config.run_dir / "provenance.json", {"data": data_fingerprint(config)})
         mark_done(config.run_dir)
         (config.run_dir / "model.pt").write_bytes(b"weights")  # finished: record and weights
         return config.run_dir
@@ -134,6 +136,11 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
     (configs[0].run_dir / "model.pt").unlink()  # a record without weights, as committed
     grid.run_grid(configs, use_notebook=False, log=lambda *_: None)
     assert ran == [0, 1]
+    ran.clear()
+    other = {**data_fingerprint(configs[2]), "listing": "another copy"}
+    monkeypatch.setattr(grid, "data_fingerprint", lambda config: other)
+    grid.run_grid(configs, use_notebook=False, log=lambda *_: None)
+    assert ran == [0, 1, 2]  # finished on other data: not current
 
 
 def test_undeclared_papermill_parameters_are_refused(tmp_path):

@@ -1,19 +1,39 @@
-"""Run records you can trust (issue 11): one writer per run, a rerun replaces the old record
-only once the new one is finished, faults clean up."""
+"""Run records you can trust (issue 11): one writer per run; a rerun replaces the old record
+only once the new one is finished; published profiles are closed sets; the data a run read is
+part of its identity; bad values and damaged data are refused before work; faults clean up."""
 
 from __future__ import annotations
 
+import doctest
+import errno
+import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
+from data_fixtures import DAMAGE, damage, write_nmnist
+from record_fixtures import fabricate
 
-from snnlib import records
+from snnlib import figures, grid, records
+from snnlib.__main__ import load_config, main
+from snnlib.atomic import atomic_write
+from snnlib.config import Config
+from snnlib.data import get_dataset
+from snnlib.data.errors import CorruptSampleError
+from snnlib.data.events import content_identity
+from snnlib.data.fingerprint import data_fingerprint
+from snnlib.data.validate import IncompleteDatasetError, check_complete
 from snnlib.records import RunLocked, mark_done, open_run, staging_dir
+from snnlib.yamlfile import YAMLFileError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _record(run_dir: Path, text: str) -> Path:
@@ -153,3 +173,277 @@ def test_old_record_put_back_when_the_staging_folder_is_unfinished(tmp_path):
     run_dir = tmp_path / "runs" / "r1"
     with open_run(run_dir):
         assert (run_dir / "metrics.json").read_text() == "old"
+
+
+# ---- published profiles are closed sets -------------------------------------------------------
+def test_a_run_without_a_profile_goes_to_scratch(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("T: 4\n")
+    assert load_config(str(path), []).profile == "scratch"
+    assert load_config(str(path), ["profile=quick"]).profile == "quick"  # named: honoured
+    path.write_text("T: 4\nprofile: mine\n")
+    assert load_config(str(path), []).run_dir.parts[-3] == "mine"
+
+
+def _profile(tmp_path: Path, seeds=(0, 1)) -> Path:
+    """A profile YAML of one mnist5k/qcfs group whose records live under its own out_dir."""
+    path = tmp_path / "configs" / "fab.yaml"
+    path.parent.mkdir()
+    path.write_text(
+        f"profile: fab\ndefaults: {{T: 4, out_dir: {tmp_path / 'elsewhere'}}}\n"
+        f"seeds: {list(seeds)}\nruns:\n  - {{dataset: mnist5k, method: qcfs, arch: mnist-cnn}}\n"
+    )
+    return path
+
+
+def test_figures_aggregate_exactly_the_declared_runs(tmp_path):
+    declared = grid.expand(_profile(tmp_path, seeds=(0, 1, 2)))
+    rng = np.random.default_rng(0)
+    for config in declared[:2]:  # seed 2 is declared but not run
+        fabricate(config, rng)
+    smoke = Config.from_dict({**declared[0].to_dict(), "epochs": 1})  # same group, not declared
+    fabricate(smoke, rng)
+    profile_dir = declared[0].run_dir.parents[1]
+    runs, coverage = figures.select_runs(profile_dir, declared)
+    assert [r["run_dir"].name for r in runs] == [c.run_id for c in declared[:2]]
+    assert coverage.missing == (declared[2].run_id,)
+    assert coverage.undeclared == (smoke.run_id,)
+    assert len(coverage.report()) == 2
+    table = figures.summary_table(runs)
+    assert table["seeds"].tolist() == [2]  # the runs aggregated, not the seeds declared
+    # Open set (no declaration): every finished run, and `seeds` counts all three.
+    everything, _ = figures.select_runs(profile_dir)
+    assert figures.summary_table(everything)["seeds"].tolist() == [3]
+
+
+def test_figures_command_honours_the_profile_out_dir(tmp_path, capsys):
+    declared = grid.expand(_profile(tmp_path))
+    fabricate(declared[0], np.random.default_rng(0))
+    assert main(["figures", str(tmp_path / "configs" / "fab.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert f"declared but not finished: {declared[1].run_id}" in out
+    tables = tmp_path / "elsewhere" / "fab" / "tables"
+    assert (tables / "summary.csv").is_file()
+    assert main(["figures", str(tmp_path / "configs" / "nope.yaml")]) == 2
+
+
+def test_partial_runs_are_marked_in_every_table(tmp_path):
+    config = grid.expand(_profile(tmp_path))[0]
+    run_dir = fabricate(config, np.random.default_rng(0))
+    records.write_json(run_dir / "provenance.json", {"data": {"partial": True}})
+    runs, _ = figures.select_runs(run_dir.parents[1])
+    table = figures.summary_table(runs)
+    assert table["dataset"].tolist() == ["mnist5k (partial)"]
+    assert figures.pretty(table)["dataset"].tolist() == ["mnist5k (partial)"]
+    assert figures.ledger(table, "fab")["dataset"].iloc[-1] == "mnist5k (partial)"
+
+
+# ---- identity covers what changes results -----------------------------------------------------
+def test_embedded_data_fingerprint_is_the_shipped_file_and_split():
+    from snnlib.data.embedded import mnist5k_path
+    from snnlib.data.splits import SPLIT_DIR
+
+    fp = data_fingerprint(SimpleNamespace(dataset="mnist5k", data_root=None))
+    digest = hashlib.sha256(mnist5k_path().read_bytes()).hexdigest()[:16]
+    split = hashlib.sha256((SPLIT_DIR / "mnist5k.json").read_bytes()).hexdigest()[:16]
+    assert fp == {
+        "dataset": "mnist5k",
+        "split_file": split,
+        "files": 1,
+        "listing": digest,
+        "partial": False,
+    }
+    dvs = data_fingerprint(SimpleNamespace(dataset="mnist5k-dvs", data_root=None))
+    assert dvs["listing"] == digest and dvs["dataset"] == "mnist5k-dvs"
+
+
+def test_event_data_fingerprint_follows_names_and_sizes(tmp_path):
+    write_nmnist(tmp_path, {"Train": 2, "Test": 1})
+    config = SimpleNamespace(dataset="nmnist", data_root=str(tmp_path), partial=True)
+    fp = data_fingerprint(config)
+    assert fp["files"] == 30 and fp["partial"] is True and fp["classes"] == 10
+    assert data_fingerprint(config) == fp  # stable
+    first = next((tmp_path / "NMNIST" / "Test").rglob("*.bin"))
+    first.write_bytes(first.read_bytes()[:-5])  # one event fewer: another size
+    assert data_fingerprint(config)["listing"] != fp["listing"]
+    first.rename(first.with_name("renamed.bin"))
+    assert data_fingerprint(config)["files"] == 30
+
+
+def test_incomplete_event_data_is_refused_unless_partial(tmp_path):
+    write_nmnist(tmp_path, {"Train": 2, "Test": 1})
+    config = SimpleNamespace(dataset="nmnist", data_root=str(tmp_path))
+    with pytest.raises(IncompleteDatasetError, match=r"30 samples where .* 70,000.*partial"):
+        data_fingerprint(config)
+    with pytest.raises(IncompleteDatasetError, match=r"classes \[3, 7\] have no samples"):
+        check_complete(
+            "nmnist", [c for c in range(10) if c not in (3, 7)] * 7000, 10, partial=False
+        )
+    assert check_complete("nmnist", list(range(10)) * 7000, 10, partial=False)["classes"] == 10
+
+
+def test_is_current_needs_weights_and_the_same_data(tmp_path):
+    run_dir = _record(tmp_path / "runs" / "r1", "{}")
+    fp = {"dataset": "mnist5k", "listing": "abc", "files": 1, "partial": False}
+    assert not records.is_current(run_dir, fp)  # no provenance: computed on unknown data
+    records.write_json(run_dir / "provenance.json", {"data": fp})
+    assert records.is_current(run_dir, fp)
+    assert not records.is_current(run_dir, {**fp, "listing": "another copy"})
+    (run_dir / "model.pt").unlink()
+    assert not records.is_current(run_dir, fp)  # a committed record without weights
+
+
+def test_provenance_records_the_thread_count(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    block = records.provenance("cpu", 0, 0.0, 1.0, data={"files": 1})
+    assert block["threads"] == torch.get_num_threads()
+    assert block["omp_num_threads"] == "2" and block["data"] == {"files": 1}
+
+
+def test_run_all_pins_the_thread_count():
+    script = (REPO / "run_all.sh").read_text()
+    assert "export OMP_NUM_THREADS=$threads" in script
+    assert 'figures "configs/$profile.yaml"' in script  # honours the profile's out_dir
+
+
+# ---- bad values refused before work ---------------------------------------------------------
+def test_duplicate_yaml_keys_are_refused_everywhere(tmp_path, capsys):
+    import snnlib.yamlfile
+
+    assert doctest.testmod(snnlib.yamlfile).failed == 0
+    run_cfg = tmp_path / "cfg.yaml"
+    run_cfg.write_text("T: 8\nalpha: 0.0\nalpha: 0.003\n")
+    assert main(["run", str(run_cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "key 'alpha' is given twice" in err and "Traceback" not in err
+    profile = tmp_path / "p.yaml"
+    profile.write_text("runs:\n  - {dataset: mnist5k, T: 4, T: 8}\n")
+    with pytest.raises(YAMLFileError, match=r"p.yaml: key 'T' is given twice"):
+        grid.expand(profile)
+    profile.write_text("seeds: [0]\nseeds: [1]\nruns: []\n")
+    assert main(["grid", str(profile)]) == 2
+
+
+def test_cli_errors_are_short_with_the_traceback_only_on_debug(tmp_path, capsys, monkeypatch):
+    from snnlib import experiment
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"out_dir: {tmp_path}\n")
+    assert main(["run", str(cfg), "T=0"]) == 2  # a config error: usage
+    assert main(["run", str(cfg), "alhpa=1"]) == 2
+    assert "did you mean 'alpha'" in capsys.readouterr().err
+
+    def broken(config, force=False, log=print, *, wait=False):
+        raise RuntimeError("the device fell over")
+
+    monkeypatch.setattr(experiment, "run", broken)
+    assert main(["run", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: the device fell over" in err and "--debug" in err
+    assert "Traceback" not in err
+    with pytest.raises(RuntimeError, match="fell over"):
+        main(["--debug", "run", str(cfg)])
+    with pytest.raises(SystemExit) as usage:
+        main(["run", str(cfg), "--frobnicate"])
+    assert usage.value.code == 2
+
+
+def test_cli_run_names_the_holder_and_passes_wait(tmp_path, capsys, monkeypatch):
+    from snnlib import experiment
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"out_dir: {tmp_path}\n")
+    seen = []
+
+    def locked_run(config, force=False, log=print, *, wait=False):
+        seen.append(wait)
+        with open_run(config.run_dir, wait=wait):
+            return config.run_dir
+
+    monkeypatch.setattr(experiment, "run", locked_run)
+    monkeypatch.setattr("snnlib.__main__.show", lambda run_dir: None)
+    config = load_config(str(cfg), [])
+    with open_run(config.run_dir):
+        assert main(["run", str(cfg)]) == 1
+    assert f"PID {os.getpid()} on host" in capsys.readouterr().err
+    assert main(["run", str(cfg), "--wait"]) == 0
+    assert seen == [False, True]
+
+
+# ---- damaged data refused -----------------------------------------------------------------------
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damaged_recording_is_refused_naming_it(tmp_path, how):
+    write_nmnist(tmp_path, {"Test": 1})
+    ds = get_dataset("nmnist", "test", root=tmp_path, T=4, cache_dir=False)
+    damage(Path(ds.paths[3]), how)
+    with pytest.raises(CorruptSampleError, match=re.escape(ds.paths[3])):
+        ds[3]
+    ds[2]  # the others still load
+
+
+def test_damaged_recording_is_refused_after_caching(tmp_path):
+    write_nmnist(tmp_path / "data", {"Test": 1})
+    kwargs = {"root": tmp_path / "data", "T": 4, "cache_dir": tmp_path / "cache"}
+    ds = get_dataset("nmnist", "test", **kwargs)
+    ds[3]  # cached
+    damage(Path(ds.paths[3]), "garbage")  # same size, same modification time
+    again = get_dataset("nmnist", "test", **kwargs)
+    with pytest.raises(CorruptSampleError, match=re.escape(again.paths[3])):
+        again[3]
+
+
+def test_content_identity_sees_same_size_rewrites(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(10_000))
+    before = content_identity(path)
+    damage(path, "garbage")
+    assert content_identity(path) != before
+    assert content_identity(path).startswith("10000:")
+
+
+def test_real_nmnist_recordings_pass_and_the_copy_is_partial(nmnist_root):
+    test = get_dataset("nmnist", "test", root=nmnist_root, T=4, cache_dir=False)
+    for i in range(len(test)):
+        test[i]  # every real recording passes the checks
+    config = SimpleNamespace(dataset="nmnist", data_root=str(nmnist_root))
+    with pytest.raises(IncompleteDatasetError, match="1,100 samples"):
+        data_fingerprint(config)
+    config.partial = True
+    assert data_fingerprint(config)["samples"] == 1100
+
+
+# ---- faults clean up ------------------------------------------------------------------------
+def test_failed_atomic_write_leaves_the_target_and_no_temporary_file(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError, match=f"no space left on the device holding {tmp_path}"):
+        atomic_write(target, b"new")
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, b"new")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_grid_failure_summary_carries_the_notebook_error(tmp_path, monkeypatch):
+    from papermill.exceptions import PapermillExecutionError
+
+    def failing(config, force=False, notebook=None):
+        raise PapermillExecutionError(
+            1, 1, "run(config)", "DatasetNotFoundError", "nmnist: dataset not found in '/x'", []
+        )
+
+    monkeypatch.setattr(grid, "execute", failing)
+    monkeypatch.setattr(grid, "data_fingerprint", lambda config: {})
+    lines = []
+    config = Config.from_dict({"out_dir": str(tmp_path)})
+    failures = grid.run_grid([config], log=lines.append)
+    assert failures[0][1].startswith("DatasetNotFoundError: nmnist: dataset not found in '/x'")
+    assert any("FAILED" in line and "dataset not found" in line for line in lines)

@@ -16,10 +16,13 @@ N-MNIST files). The subclasses here keep tonic's class names (tonic looks in
 partial copies load; nothing in tonic is patched globally. Without the layout, ``download=True``
 hands over to tonic's own download; ``download=False`` raises :class:`DatasetNotFoundError`.
 
-Frames are cached per sample with tonic's ``DiskCachedDataset`` (HDF5) under
-``<cache_dir>/<name>/<part>-T<T>-<fingerprint of the file list>/``, so an epoch reads events
-only once; the training translation is applied after the cache. Nothing is written into the
-dataset folder.
+Every recording is checked as it is read (``validate``: size, events in time order, inside the
+sensor); a damaged one raises :class:`CorruptSampleError` naming the file. Frames are cached
+per sample with tonic's ``DiskCachedDataset`` (HDF5) under
+``<cache_dir>/<name>/<part>-T<T>-<fingerprint>/``, the fingerprint covering each file's path
+and content identity (size, mtime, a hash of its first and last blocks), so a replaced file
+is read (and checked) again; an epoch reads events only once; the training translation is
+applied after the cache. Nothing is written into the dataset folder.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from snnlib.data.errors import CorruptSampleError, not_found
 from snnlib.data.framing import RandomTranslate, Window, to_frames
 from snnlib.data.registry import info
 from snnlib.data.splits import NCALTECH101_CLASSES, carve_calib, file_rule_split
+from snnlib.data.validate import RECORD_BYTES, check_events, check_file
 
 CACHE_VERSION = 1  # bump when the framing changes, so old caches are not reused
 
@@ -187,7 +191,8 @@ def open_source(name: str, part: str, root: Path, download: bool):
     return src.tonic_cls(str(root), local_only=True, **kwargs)
 
 
-def _labels(name: str, source) -> list[int]:
+def source_labels(name: str, source) -> list[int]:
+    """The class index of every file of a tonic dataset, in its (sorted) order."""
     if name != "ncaltech101":
         return [int(v) for v in source.targets]
     index = {c: i for i, c in enumerate(NCALTECH101_CLASSES)}
@@ -212,7 +217,7 @@ def part_positions(name: str, part: str, source) -> dict[str, list[int]]:
         return file_rule_split(name, keys)
     if part == "test":
         return {"test": list(range(len(keys)))}
-    return carve_calib(keys, _labels(name, source), name)
+    return carve_calib(keys, source_labels(name, source), name)
 
 
 class FramedSource:
@@ -223,7 +228,7 @@ class FramedSource:
 
     def __init__(self, name: str, source, T: int):
         self.name, self.source, self.T = name, source, T
-        self.labels = _labels(name, source)
+        self.labels = source_labels(name, source)
         self.sensor_size = info(name).sensor_size
 
     def __len__(self) -> int:
@@ -233,18 +238,35 @@ class FramedSource:
         path = self.source.data[index]
         src = SOURCES[self.name]
         try:
+            check_file(path, RECORD_BYTES.get(self.name))
             events, _ = self.source[index]
+            check_events(events, self.sensor_size, inside=not src.drop_outside)
             frames = to_frames(events, self.sensor_size, self.T, src.window, src.drop_outside)
         except Exception as err:  # any decoder error: the user needs the file, not the stack
+            checked = isinstance(err, CorruptSampleError)
+            why = str(err) if checked else f"{type(err).__name__}: {err}"
             raise CorruptSampleError(
-                f"{self.name}: cannot read sample {index} from '{path}': "
-                f"{type(err).__name__}: {err}"
+                f"{self.name}: cannot read sample {index} from '{path}': {why}; replace the "
+                "file with a fresh copy of the dataset"
             ) from err
         return frames, self.labels[index]
 
 
+def content_identity(path: str | os.PathLike, block: int = 4096) -> str:
+    """``size:mtime_ns:hash`` of a file, the hash over its first and last ``block`` bytes: a
+    file replaced or rewritten in place (even with the same size) gets another identity,
+    without reading the whole file."""
+    with open(path, "rb") as f:
+        stat = os.fstat(f.fileno())
+        head = f.read(block)
+        f.seek(max(stat.st_size - block, 0))
+        tail = f.read(block)
+    digest = hashlib.sha256(head + tail).hexdigest()[:16]
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{digest}"
+
+
 def _cache_path(name: str, part: str, T: int, source, cache_dir: Path) -> Path:
-    listing = "\n".join(f"{p}:{os.path.getsize(p)}" for p in source.data)
+    listing = "\n".join(f"{p}:{content_identity(p)}" for p in source.data)
     src = SOURCES[name]
     tag = f"{CACHE_VERSION}|{src.window}|{info(name).sensor_size}|{listing}"
     digest = hashlib.sha256(tag.encode()).hexdigest()[:16]
