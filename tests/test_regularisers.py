@@ -115,16 +115,15 @@ def test_rcs_from_collector_runs_and_backpropagates():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"alpha": -0.1}, "alpha=-0.1"),
-        ({"rho": 0.0}, r"rho=0.0.*\(0, 1\]"),
-        ({"mask_rho": 1.5}, "mask_rho=1.5"),
-    ],
+    ("kwargs", "allowed"),
+    [({"alpha": -0.1}, ">= 0"), ({"rho": 0.0}, "(0, 1]"), ({"mask_rho": 1.5}, "(0, 1]")],
 )
-def test_bad_parameters(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_parameters(kwargs, allowed):
+    # The message names the argument, the value and what is allowed, whatever its wording.
+    ((name, value),) = kwargs.items()
+    with pytest.raises(ValueError) as err:
         RCS(**kwargs)
+    assert name in str(err.value) and repr(value) in str(err.value) and allowed in str(err.value)
 
 
 def test_empty_collector_is_an_error():
