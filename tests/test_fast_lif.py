@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 
 import pytest
 import torch
@@ -165,6 +166,53 @@ def test_fallback_without_compiler(monkeypatch, tmp_path):
             lif_multistep_fast(x, 1.0, p, backend="cpp")
     finally:
         fast_lif._kernel.cache_clear()
+
+
+def test_failed_build_is_retried_when_source_or_compiler_changes(monkeypatch, tmp_path):
+    # A failing compiler (faked: no real build runs) is remembered for the same source and
+    # compiler, retried when either changes, and on request; the message says how.
+    compiler, source = tmp_path / "fake-c++", tmp_path / "lif_kernel.cpp"
+    compiler.write_text("v1")
+    source.write_text("// kernel v1")
+    compiles = []
+
+    def fake_run(cmd, **kwargs):
+        if cmd[1:] == ["--version"]:
+            return subprocess.CompletedProcess(cmd, 0, b"fake c++ 1.0", b"")
+        compiles.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "error: no luck")
+
+    monkeypatch.setattr(fast_lif.subprocess, "run", fake_run)
+    monkeypatch.setattr(fast_lif, "SOURCE", source)
+    monkeypatch.setenv("SNNLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(fast_lif.REBUILD_ENV, raising=False)
+
+    def build() -> str:
+        with pytest.raises(RuntimeError, match="error: no luck") as err:
+            fast_lif._build(str(compiler), ["-O3"])
+        assert "SNNLIB_REBUILD_KERNEL=1" in str(err.value)
+        return str(err.value)
+
+    build()
+    assert len(compiles) == 1
+    build()
+    assert len(compiles) == 1  # remembered: the same source and compiler are not retried
+    source.write_text("// kernel v2")
+    build()
+    assert len(compiles) == 2  # a changed source is built afresh
+    compiler.write_text("v2, reinstalled")
+    build()
+    assert len(compiles) == 3  # so is a changed compiler
+    monkeypatch.setenv(fast_lif.REBUILD_ENV, "1")
+    message = build()
+    assert len(compiles) == 4  # forced
+    monkeypatch.delenv(fast_lif.REBUILD_ENV)
+    build()
+    assert len(compiles) == 4
+    marker = next(w for w in message.split() if w.endswith(".failed"))
+    os.unlink(marker)  # the file the message names
+    build()
+    assert len(compiles) == 5
 
 
 def test_float64_noncontiguous_and_large_inputs():
