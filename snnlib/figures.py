@@ -68,12 +68,14 @@ def select_runs(profile_dir: Path, declared: Sequence | None = None) -> tuple[li
         names = tuple(present)
         return [load_run(present[n]) for n in names], Coverage(names, (), ())
     names = tuple(dict.fromkeys(c.run_id for c in declared))
+    wanted = set(names)
     coverage = Coverage(
         names,
         tuple(n for n in names if n not in present),
-        tuple(n for n in present if n not in set(names)),
+        tuple(n for n in present if n not in wanted),
     )
-    return [load_run(present[n]) for n in names if n in present], coverage
+    # in folder order, as without a declaration: the float sums of the tables keep their order
+    return [load_run(present[n]) for n in present if n in wanted], coverage
 
 
 def dataset_label(run: dict) -> str:

@@ -206,6 +206,8 @@ def test_figures_aggregate_exactly_the_declared_runs(tmp_path):
     profile_dir = declared[0].run_dir.parents[1]
     runs, coverage = figures.select_runs(profile_dir, declared)
     assert [r["run_dir"].name for r in runs] == [c.run_id for c in declared[:2]]
+    reordered, _ = figures.select_runs(profile_dir, declared[::-1])
+    assert [r["run_dir"] for r in reordered] == [r["run_dir"] for r in runs]  # folder order
     assert coverage.missing == (declared[2].run_id,)
     assert coverage.undeclared == (smoke.run_id,)
     assert len(coverage.report()) == 2
