@@ -73,3 +73,21 @@ def test_tebn_linear_and_streaming_in_eval():
     assert torch.allclose(steps, tebn(x))
     with pytest.raises(ValueError, match="built for T=4"):
         tebn(x[:1], state)
+
+
+def test_tebn_streams_samples_at_different_steps():
+    # After sample 0 restarts, it is at step 1 while sample 1 is at step 3: each gets its p_t.
+    torch.manual_seed(4)
+    tebn = TEBN(5, T=4).eval()
+    with torch.no_grad():
+        tebn.p.copy_(torch.tensor([0.5, 1.0, 1.5, 2.0]))
+    x = torch.randn(4, 2, 5)
+    state = RunState()
+    tebn(x[:2], state)
+    state.restart(torch.tensor([0]))
+    out = tebn(x[2:], state)
+    assert torch.equal(out[:, 1], tebn(x)[2:, 1])  # p_3, p_4
+    assert torch.equal(out[:, 0], tebn(x[2:])[:, 0])  # restarted: p_1, p_2
+    assert not torch.equal(out[:, 0], tebn(x)[2:, 0])
+    with pytest.raises(ValueError, match=r"built for T=4 steps; got steps 3\.\.5"):
+        tebn(x[:1], state)  # sample 1 would run a fifth step
