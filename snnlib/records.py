@@ -98,7 +98,8 @@ def is_done(run_dir: Path) -> bool:
 
 
 def has_weights(run_dir: Path) -> bool:
-    """Complete with its weights (``DONE`` and ``model.pt``): a run that needs no rerun.
+    """Complete with its weights (``DONE`` and ``model.pt``); :func:`is_current` adds the
+    check that it was computed from the same data.
 
     Records committed to ``results/`` carry no weights, so a fresh clone's ``run_all.sh``
     recomputes them (and ``git diff results/`` shows whether they reproduce).
