@@ -44,7 +44,9 @@ from common import environment, keep_freed_memory, time_round_robin, write_json
 from snnlib import cutoff, metrics
 from snnlib.anytime import run_anytime, stream_anytime
 from snnlib.config import Config
-from snnlib.experiment import anytime_input, batches_for, load_snn, run
+from snnlib.data.batching import batches_for
+from snnlib.data.layout import anytime_input
+from snnlib.experiment import load_snn, run
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.9

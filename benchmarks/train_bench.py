@@ -54,17 +54,13 @@ from torch import nn
 from torch.autograd import profiler
 
 from snnlib import fast_lif
+from snnlib.catalog import dataset_info
 from snnlib.config import Config
-from snnlib.data import info as dataset_info
-from snnlib.experiment import (
-    batches_for,
-    build_network,
-    make_objective,
-    network_forward,
-    to_time_first,
-)
+from snnlib.data.batching import batches_for
+from snnlib.data.layout import to_time_first
 from snnlib.layers import Folded
 from snnlib.losses import tet_loss
+from snnlib.network import build_network, make_objective, network_forward
 from snnlib.neurons import LIF
 from snnlib.train import seed_everything
 
@@ -134,7 +130,7 @@ def spikingjelly_twin(model: nn.Module) -> nn.Sequential:
 
 
 def sgd(model: nn.Module, config: Config) -> torch.optim.SGD:
-    """The optimiser of ``snnlib.experiment.run``."""
+    """The optimiser of ``snnlib.experiment.train_network``."""
     return torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )

@@ -10,12 +10,23 @@ Booleans are refused where a number is expected (``True`` is not a timestep).
 0.3
 >>> one_of("method", "tet", ("qcfs", "mean", "tet", "tebn"))
 'tet'
+>>> boolean("download", 1)
+Traceback (most recent call last):
+ValueError: download must be True or False; got 1
+>>> boolean("augment", None, none=True) is None
+True
+>>> folder_name("profile", "quick")
+'quick'
+>>> folder_name("profile", "../quick")
+Traceback (most recent call last):
+ValueError: profile must be a plain folder name ([A-Za-z0-9._-], not . or ..); got '../quick'
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Collection
 from typing import TypeVar
 
@@ -63,6 +74,24 @@ def number(
         bounds = _bounds(low, high, low_open, high_open)
         raise ValueError(f"{name} must be a finite number {bounds}; got {value!r}")
     return float(value)
+
+
+def boolean(name: str, value, *, none: bool = False) -> bool | None:
+    """``value`` if it is a bool (or None where ``none=True``); ``1`` and ``"yes"`` are refused."""
+    if isinstance(value, bool) or (none and value is None):
+        return value
+    allowed = "None, True or False" if none else "True or False"
+    raise ValueError(f"{name} must be {allowed}; got {value!r}")
+
+
+def folder_name(name: str, value) -> str:
+    """A string that is safe as one folder name: no separator, not ``.`` or ``..``."""
+    ok = isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9._-]+", value) is not None
+    if not ok or value in (".", ".."):
+        raise ValueError(
+            f"{name} must be a plain folder name ([A-Za-z0-9._-], not . or ..); got {value!r}"
+        )
+    return value
 
 
 def one_of(name: str, value: V, allowed: Collection[V]) -> V:

@@ -1,8 +1,12 @@
 """One typed experiment config: defaults are the small demo values; overrides are checked.
 
-A config is validated as a whole before anything runs: every unknown key, wrong type and
-out-of-range value is collected into one :class:`ConfigError` that says what is allowed.
-The papermill ``parameters`` cell of ``notebooks/10_train.ipynb`` maps onto these fields.
+A config cannot be built wrong: ``Config(...)`` itself checks every value (``__post_init__``)
+and :meth:`Config.from_dict` adds unknown keys (with a did-you-mean) and wrong types; every
+problem is collected into one :class:`ConfigError` that names the field, the value and what is
+allowed. Combinations that could only fail after training (an input the architecture cannot
+take, a conversion of a MaxPool network) are refused too. Validation reads torch-free tables
+(:mod:`snnlib.catalog`, :mod:`snnlib.methods`), so it does not import torch. The papermill
+``parameters`` cell of ``notebooks/10_train.ipynb`` declares these fields.
 """
 
 from __future__ import annotations
@@ -11,11 +15,16 @@ import dataclasses
 import difflib
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-METHODS = ("qcfs", "mean", "tet", "tebn")
+from snnlib import checks
+from snnlib.catalog import ARCH_INFO, ARCHITECTURES, DATASETS, check_fit
+from snnlib.methods import METHOD_TABLE, METHODS
+
 CALIBRATION = ("split", "train-dropout")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -24,7 +33,11 @@ NON_IDENTITY = ("device", "out_dir", "profile", "data_root", "workers", "progres
 
 
 class ConfigError(ValueError):
-    """A config with one or more problems; the message lists each of them."""
+    """A config with one or more problems; the message lists each of them (``.problems``)."""
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__(_message(self.problems))
 
 
 @dataclass(frozen=True)
@@ -53,8 +66,8 @@ class Config:
     max_acc_drop: float = 0.005  # operating point: largest ε within this drop on calib
     calibration: str = "split"  # "split": held-out calib split; "train-dropout": the paper's
     calib_dropout: float = 0.3
-    train_limit: int = 0  # use only the first n training samples (0 = all); for smoke runs
-    eval_limit: int = 0  # use only the first n calib/test samples (0 = all); for smoke runs
+    train_limit: int = 0  # a fixed random subset of n training samples (0 = all); smoke runs
+    eval_limit: int = 0  # a fixed random subset of n calib/test samples (0 = all); smoke runs
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision, used on CUDA only
@@ -63,6 +76,18 @@ class Config:
     profile: str = "quick"
     out_dir: str = "results"
     progress: bool = True
+    partial: bool = False  # accept a copy of the dataset with missing classes or files
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epsilons, list):  # a list from Python code: store the tuple
+            object.__setattr__(self, "epsilons", tuple(self.epsilons))
+        for f in fields(self):  # an int given for a float field: the float from_dict gives
+            value = getattr(self, f.name)
+            if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems)
 
     # ---- identity -------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -89,8 +114,12 @@ class Config:
         return Path(self.out_dir) / self.profile / "runs" / self.run_id
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, except ``partial`` when it is False: configs (and their digests and
+        ``config.json``) from before the field existed stay as they were."""
         d = dataclasses.asdict(self)
         d["epsilons"] = list(self.epsilons)
+        if not self.partial:
+            del d["partial"]
         return d
 
     # ---- construction ---------------------------------------------------------------------
@@ -110,64 +139,101 @@ class Config:
                 kwargs[key] = _coerce(key, value, getattr(cls, key, None))
             except (TypeError, ValueError) as err:
                 problems.append(str(err))
+        try:
+            config = cls(**kwargs)
+        except ConfigError as err:
+            problems += err.problems
         if problems:
-            raise ConfigError(_message(problems, known))
-        config = cls(**kwargs)
-        problems = config.problems()
-        if problems:
-            raise ConfigError(_message(problems, known))
+            raise ConfigError(problems)
         return config
 
     def replace(self, **changes: Any) -> Config:
         return Config.from_dict({**self.to_dict(), **changes})
 
     def problems(self) -> list[str]:
-        """Every value problem, including the architecture-vs-dataset fit."""
-        from snnlib import data, models
-
+        """Every problem of this config: each value against what is allowed, then the fit of
+        method, architecture and dataset (from torch-free tables, :mod:`snnlib.catalog`)."""
         p: list[str] = []
-
-        def check(ok: bool, msg: str) -> None:
-            if not ok:
-                p.append(msg)
-
-        check(self.method in METHODS, f"method={self.method!r}: allowed {METHODS}")
-        check(self.dataset in data.DATASETS, f"dataset={self.dataset!r}: known {data.DATASETS}")
-        check(
-            self.arch in models.ARCHITECTURES, f"arch={self.arch!r}: known {models.ARCHITECTURES}"
-        )
-        check(self.device in DEVICES, f"device={self.device!r}: allowed {DEVICES}")
-        check(self.calibration in CALIBRATION, f"calibration={self.calibration!r}: {CALIBRATION}")
-        for name in ("T", "L", "epochs", "batch_size", "eval_batch_size", "bins"):
-            low = 2 if name == "bins" else 1
-            check(getattr(self, name) >= low, f"{name}={getattr(self, name)!r}: must be >= {low}")
-        check(self.alpha >= 0, f"alpha={self.alpha!r}: must be >= 0 (0 = off)")
-        for name in ("rho", "mask_rho"):
-            value = getattr(self, name)
-            check(0 < value <= 1, f"{name}={value!r}: must lie in (0, 1]")
-        check(self.lr > 0, f"lr={self.lr!r}: must be > 0")
-        check(0 <= self.momentum < 1, f"momentum={self.momentum!r}: must lie in [0, 1)")
-        check(self.weight_decay >= 0, f"weight_decay={self.weight_decay!r}: must be >= 0")
-        check(0 <= self.tet_lamb <= 1, f"tet_lamb={self.tet_lamb!r}: must lie in [0, 1]")
-        check(0 < self.decay <= 1, f"decay={self.decay!r}: must lie in (0, 1]")
-        check(0 <= self.calib_dropout < 1, f"calib_dropout={self.calib_dropout!r}: in [0, 1)")
-        check(0 <= self.max_acc_drop < 1, f"max_acc_drop={self.max_acc_drop!r}: in [0, 1)")
-        for name in ("train_limit", "eval_limit"):
-            value = getattr(self, name)
-            check(value >= 0, f"{name}={value!r}: must be >= 0 (0 = all samples)")
-        check(
-            len(self.epsilons) > 0 and all(0 <= e < 1 for e in self.epsilons),
-            f"epsilons={list(self.epsilons)!r}: need at least one value, each in [0, 1)",
-        )
-        if self.dataset in data.DATASETS and self.arch in models.ARCHITECTURES:
-            info = data.info(self.dataset)
+        for name, check in _FIELD_CHECKS.items():
             try:
-                models.check_input(
-                    self.arch, info.input_shape[0], tuple(info.input_shape[1:]), info.num_classes
-                )
+                check(name, getattr(self, name))
             except ValueError as err:
-                p.append(f"arch={self.arch!r} does not fit dataset={self.dataset!r}: {err}")
+                p.append(str(err))
+        if not p:
+            p += _fit_problems(self)
         return p
+
+
+# what each field allows; checks.py raises ValueError naming the field, the value and the rule
+def _epsilons(name: str, value) -> None:
+    if not isinstance(value, (tuple, list)) or len(value) == 0:
+        raise ValueError(f"{name} must be a non-empty list of numbers in [0, 1); got {value!r}")
+    for e in value:
+        checks.number(f"each of {name}", e, low=0, high=1, high_open=True)
+
+
+def _optional_str(name: str, value) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a folder path or None; got {value!r}")
+
+
+def _str(name: str, value) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string; got {value!r}")
+
+
+def _ints(**lows: int) -> dict:
+    return {k: partial(checks.integer, low=low) for k, low in lows.items()}
+
+
+_FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "dataset": partial(checks.one_of, allowed=DATASETS),
+    "method": partial(checks.one_of, allowed=METHODS),
+    "arch": partial(checks.one_of, allowed=ARCHITECTURES),
+    **_ints(T=1, L=1, epochs=1, batch_size=1, eval_batch_size=1),
+    "alpha": partial(checks.number, low=0),  # 0 turns RCS off
+    "rho": partial(checks.number, low=0, high=1, low_open=True),
+    "mask_rho": partial(checks.number, low=0, high=1, low_open=True),
+    "lr": partial(checks.number, low=0, low_open=True),
+    "momentum": partial(checks.number, low=0, high=1, high_open=True),
+    "weight_decay": partial(checks.number, low=0),
+    "tet_lamb": partial(checks.number, low=0, high=1),
+    "tet_phi": checks.number,
+    "decay": partial(checks.number, low=0, high=1, low_open=True),
+    "epsilons": _epsilons,
+    **_ints(bins=2),
+    "max_acc_drop": partial(checks.number, low=0, high=1, high_open=True),
+    "calibration": partial(checks.one_of, allowed=CALIBRATION),
+    "calib_dropout": partial(checks.number, low=0, high=1, high_open=True),
+    **_ints(train_limit=0, eval_limit=0, seed=0),  # limits: 0 = all samples
+    "device": partial(checks.one_of, allowed=DEVICES),
+    "amp": checks.boolean,
+    **_ints(workers=0),
+    "data_root": _optional_str,
+    "profile": checks.folder_name,  # a folder of out_dir
+    "out_dir": _str,
+    "progress": checks.boolean,
+    "partial": checks.boolean,
+}
+
+
+def _fit_problems(config: Config) -> list[str]:
+    """Combinations that could only fail later: an input the architecture cannot take, a
+    conversion of a network that keeps MaxPool."""
+    p = []
+    try:
+        check_fit(config.arch, config.dataset)
+    except ValueError as err:
+        p.append(f"arch={config.arch!r} does not fit dataset={config.dataset!r}: {err}")
+    if METHOD_TABLE[config.method].converts and not ARCH_INFO[config.arch].convertible:
+        convertible = tuple(a for a in ARCHITECTURES if ARCH_INFO[a].convertible)
+        direct = tuple(m for m in METHODS if not METHOD_TABLE[m].converts)
+        p.append(
+            f"method={config.method!r} converts a trained ANN, but arch={config.arch!r} keeps "
+            f"MaxPool, which cannot be converted; use a direct-training method {direct}, or "
+            f"an architecture with average pooling {convertible}"
+        )
+    return p
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -205,9 +271,10 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def _message(problems: list[str], known: dict) -> str:
+def _message(problems: list[str]) -> str:
     lines = "\n".join(f"  - {p}" for p in problems)
-    return f"invalid config ({len(problems)} problem(s)):\n{lines}\nallowed keys: {sorted(known)}"
+    known = sorted(f.name for f in fields(Config))
+    return f"invalid config ({len(problems)} problem(s)):\n{lines}\nallowed keys: {known}"
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from snnlib import checks
 from snnlib.metrics import (
     _exit_accuracy,
     _fraction,
@@ -77,22 +78,12 @@ def _gap_and_pred(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return top1 - rest.amax(dim=-1), pred
 
 
-def _number(value, name: str, lo: float, hi: float, hi_open: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, int | float | np.number)
-    if not ok or not (lo <= value <= hi) or (hi_open and value == hi):
-        rng = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
-        raise ValueError(f"{name} must be a number in {rng}; got {value!r}")
-    return float(value)
-
-
 def check_epsilon(epsilon) -> float:
-    return _number(epsilon, "epsilon", 0.0, 1.0, hi_open=True)
+    return checks.number("epsilon", epsilon, low=0, high=1, high_open=True)
 
 
 def check_bins(bins) -> int:
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 2:
-        raise ValueError(f"bins (M, the β grid size) must be an integer >= 2; got {bins!r}")
-    return int(bins)
+    return checks.integer("bins (M, the β grid size)", bins, low=2)
 
 
 # ----------------------------------------------------------------------------- rules
@@ -139,8 +130,7 @@ class FixedT:
     t: int
 
     def __post_init__(self):
-        if isinstance(self.t, bool) or not isinstance(self.t, int | np.integer) or self.t < 1:
-            raise ValueError(f"FixedT.t must be an integer timestep >= 1; got {self.t!r}")
+        checks.integer("FixedT.t (a 1-based timestep)", self.t, low=1)
 
     def check(self, t_max: int, k: int) -> None:
         check_t(self.t, t_max, name="FixedT.t")
@@ -157,21 +147,16 @@ class _SoftmaxRule:
     logits: str = "sum"
 
     def __post_init__(self):
-        _number(self.threshold, f"{type(self).__name__}.threshold", 0.0, 1.0)
-        if not (isinstance(self.temperature, int | float) and 0 < self.temperature < math.inf):
-            raise ValueError(
-                f"temperature must be a positive finite number; got {self.temperature!r}"
-            )
-        if self.logits not in ("sum", "mean"):
-            raise ValueError(f"logits must be 'sum' or 'mean'; got {self.logits!r}")
+        checks.number(f"{type(self).__name__}.threshold", self.threshold, low=0, high=1)
+        checks.number("temperature", self.temperature, low=0, low_open=True)
+        checks.one_of("logits", self.logits, ("sum", "mean"))
 
     def check(self, t_max: int, k: int) -> None:
         pass
 
     def _log_probs(self, y_t, t: int) -> torch.Tensor:
         y = _live(y_t)
-        if isinstance(t, bool) or not isinstance(t, int | np.integer) or t < 1:
-            raise ValueError(f"t must be a 1-based integer timestep; got {t!r}")
+        checks.integer("t (a 1-based timestep)", t, low=1)
         return torch.log_softmax(y / (self.temperature * (t if self.logits == "mean" else 1)), -1)
 
 

@@ -1,54 +1,36 @@
-"""One experiment: config -> data -> model -> train -> evaluate -> run record.
+"""One experiment: config -> data -> network -> train -> evaluate -> run record.
 
 ``run(config) -> run_dir`` is the single entry point; ``python -m snnlib run`` and the
-``10_train`` notebook call it. A finished run (``DONE`` and ``model.pt`` present) is skipped
-unless ``force=True``; an unfinished one resumes from its last checkpoint; a record without
-its weights (as committed under ``results/``) is recomputed in place.
+``10_train`` notebook call it. A finished run (``DONE`` and ``model.pt`` present, computed
+from the same data: :func:`snnlib.records.is_current`) is skipped unless ``force=True``.
+Config, data and device are checked before anything is written; then the run holds its lock
+(:func:`snnlib.records.open_run`) and writes its new record, checkpoint included, into the
+staging folder, which replaces the old record only once it is ``DONE``: a failure leaves the
+old record as it was, and a rerun resumes from the staged checkpoint. A record without its
+weights (as committed under ``results/``) is recomputed the same way.
 
-Methods (spec 1.3-1.4):
-
-* ``qcfs``: train the QCFS ANN with ``T = 1`` (cross-entropy, optional ANN-side RCS),
-  convert it to an IF SNN and run that for ``T`` steps on the repeated input.
-* ``mean``, ``tet``, ``tebn``: direct training of the LIF SNN for ``T`` steps with the mean
-  or TET loss (``tebn``: TET loss with TEBN normalisation), plus ``alpha · RCS``.
-
-Static images are repeated over time; event datasets give ``T`` frames. For ``qcfs`` on an
-event dataset, the ANN and the SNN both see the accumulated frame (the mean of the ``T``
-frames), as the official code's one-frame ``dvs-cifar10-1`` setting.
+What each method trains, converts and evaluates is the table in :mod:`snnlib.methods`.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from snnlib import data, models
+from snnlib import records
 from snnlib.config import Config
-from snnlib.convert import convert
+from snnlib.data.batching import Splits, batches_for, load_splits
+from snnlib.data.fingerprint import data_fingerprint
 from snnlib.evaluate import collect_outputs, summarise, with_spike_dropout
-from snnlib.losses import mean_ce, tet_loss
-from snnlib.neurons import Collector
-from snnlib.records import (
-    HISTORY_COLUMNS,
-    has_weights,
-    is_done,
-    mark_done,
-    provenance,
-    write_csv,
-    write_json,
-    write_npz,
-)
-from snnlib.regularisers import RCS
+from snnlib.methods import METHOD_TABLE
+from snnlib.network import build_network, forward_for, make_objective, to_snn
+from snnlib.records import HISTORY_COLUMNS, write_csv, write_json, write_npz
 from snnlib.train import (
-    LoaderBatches,
-    TensorBatches,
     barrier,
     distributed,
     fit,
@@ -58,212 +40,138 @@ from snnlib.train import (
     select_device,
 )
 
-EMBEDDED = ("mnist5k", "mnist5k-dvs")
-
-
-def to_time_first(x: Tensor, T: int, kind: str, accumulate: bool) -> Tensor:
-    """A batch from the data layer -> the network input ``[T, B, ...]``."""
-    if kind == "event":
-        x = x.transpose(0, 1)  # [B, T, C, H, W] -> [T, B, C, H, W]
-        if not accumulate:
-            return x
-        x = x.mean(0)  # the accumulated frame [B, C, H, W]
-    return x.unsqueeze(0).expand(T, *x.shape)  # the same input at every step
-
-
-def anytime_input(config: Config, x: Tensor) -> tuple[Tensor, bool]:
-    """A data-layer batch -> ``(x, sequence)`` for :func:`snnlib.anytime.run_anytime`, as the
-    run's SNN sees it: event frames ``[T, B, ...]`` (``sequence=True``), else the static input
-    ``[B, ...]`` repeated at every step (images; the accumulated frame for ``qcfs`` on events).
-    """
-    kind = data.info(config.dataset).kind
-    accumulate = config.method == "qcfs" and kind == "event"
-    x = to_time_first(x, config.T, kind, accumulate)
-    if kind == "event" and not accumulate:
-        return x, True
-    return x[0].contiguous(), False
-
-
-def network_forward(
-    model: nn.Module,
-    x: Tensor,
-    collector: Collector | None = None,
-    *,
-    T: int,
-    kind: str,
-    accumulate: bool,
-) -> Tensor:
-    return model(to_time_first(x, T, kind, accumulate), collector=collector)
-
-
-def make_objective(config: Config, forward):
-    """``objective(model, x, y) -> (loss, R, outputs)`` for the config's method."""
-    rcs = RCS(config.alpha, config.rho, config.mask_rho)
-    if config.method == "mean":
-        task = mean_ce
-    elif config.method == "qcfs":
-        task = mean_ce  # T = 1: plain cross-entropy
-    else:
-        task = partial(tet_loss, lamb=config.tet_lamb, phi=config.tet_phi)
-
-    def objective(model: nn.Module, x: Tensor, y: Tensor):
-        collector = Collector(detach=config.alpha == 0)  # R is still logged when alpha = 0
-        outputs = forward(model, x, collector)
-        reg = rcs.value(collector, outputs, y)
-        loss = task(outputs, y)
-        if config.alpha > 0:
-            loss = loss + config.alpha * reg
-        return loss, reg.detach(), outputs
-
-    return objective
-
-
-def subset(n: int, limit: int, seed: int) -> Tensor:
-    """A fixed random subset of ``limit`` indices (splits are stored sorted by class)."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randperm(n, generator=g)[:limit].sort().values
-
-
-def batches_for(config: Config, split: str, shuffle: bool, augment: bool | None, rank=0, world=1):
-    """Batches of one split: in-memory tensors for the embedded data, a DataLoader otherwise."""
-    info = data.info(config.dataset)
-    T = config.T if info.kind == "event" else None
-    size = config.batch_size if shuffle else config.eval_batch_size
-    limit = config.train_limit if split == "train" else config.eval_limit
-    if config.dataset in EMBEDDED and not augment:
-        x, y = data.as_tensors(config.dataset, split, T=T)  # the same data for every seed
-        if limit:
-            keep = subset(len(y), limit, config.seed)
-            x, y = x[keep], y[keep]
-        return TensorBatches(x, y, size, shuffle, config.seed, rank, world)
-    ds = data.get_dataset(config.dataset, split, root=config.data_root, T=T, augment=augment)
-    if limit:
-        ds = torch.utils.data.Subset(ds, subset(len(ds), limit, config.seed).tolist())
-    return LoaderBatches(ds, size, shuffle, config.seed, config.workers, rank, world)
-
-
-def build_network(config: Config) -> nn.Module:
-    info = data.info(config.dataset)
-    common = dict(
-        num_classes=info.num_classes,
-        in_channels=info.input_shape[0],
-        input_size=tuple(info.input_shape[1:]),
-    )
-    if config.method == "qcfs":
-        return models.build(config.arch, neuron="qcfs", levels=config.L, **common)
-    norm = "tebn" if config.method == "tebn" else "bn"
-    return models.build(
-        config.arch, neuron="lif", decay=config.decay, norm=norm, T=config.T, **common
-    )
-
 
 def _quiet(*_) -> None:
     pass
 
 
-def run(config: Config | dict, force: bool = False, log=print) -> Path:
-    """Run one experiment and return its run folder (skipped when already finished)."""
-    if not isinstance(config, Config):
-        config = Config.from_dict(config)
+def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = False) -> Path:
+    """Run one experiment and return its run folder (skipped when already finished).
+
+    ``wait=True`` waits for another process that holds the run's lock instead of raising
+    :class:`snnlib.records.RunLocked`.
+    """
+    config = config if isinstance(config, Config) else Config.from_dict(config)
     run_dir = config.run_dir
     rank, world = distributed()
-    if rank != 0:  # under torchrun only rank 0 reports and writes the record
-        log = _quiet
-    if has_weights(run_dir) and not force:
+    log = log if rank == 0 else _quiet  # under torchrun only rank 0 reports and writes
+    fingerprint = data_fingerprint(config)  # refuses missing data, or an incomplete copy
+    if records.is_current(run_dir, fingerprint) and not force:
         log(f"[skip] {run_dir} is finished (force=True reruns it)")
         return run_dir
-    barrier(world)  # every rank has checked before rank 0 changes the folder
-    if rank == 0 and force and run_dir.exists():
-        shutil.rmtree(run_dir)
-    elif rank == 0 and is_done(run_dir):  # a record without its weights: incomplete till redone
-        (run_dir / "DONE").unlink()
-    barrier(world)
     started = time.time()
     device = select_device(config.device)
     seed_everything(config.seed)
-    info = data.info(config.dataset)
-    accumulate = config.method == "qcfs" and info.kind == "event"
-    train_T = 1 if config.method == "qcfs" else config.T
-    train_fwd = partial(network_forward, T=train_T, kind=info.kind, accumulate=accumulate)
-    snn_fwd = partial(network_forward, T=config.T, kind=info.kind, accumulate=accumulate)
+    splits = load_splits(config, rank, world)
+    if rank != 0:
+        barrier(world)  # rank 0 holds the run's lock and has set up its staging folder
+        train_network(config, splits, device, records.staging_dir(run_dir), log)
+        return run_dir
+    with records.open_run(run_dir, wait=wait) as stage:
+        barrier(world)
+        write_json(stage / "config.json", config.to_dict())
+        model, history = train_network(config, splits, device, stage, log)
+        snn, arrays = evaluate_network(config, model, splits, device, log)
+        info = {"device": str(device), "started": started, "world_size": world, "data": fingerprint}
+        summary = write_record(stage, config, snn, arrays, history, info)
+    log(f"[done] {run_dir}: accuracy at T={config.T}: {summary['accuracy_tmax']:.4f}")
+    return run_dir
 
-    # Data first (fails fast on a wrong root), then the model.
-    train = batches_for(config, "train", True, None, rank, world)
-    calib = batches_for(config, "calib", False, False)
-    test = batches_for(config, "test", False, False)
-    if rank == 0:
-        write_json(run_dir / "config.json", config.to_dict())
 
+def train_network(
+    config: Config, splits: Splits, device: torch.device, folder: Path, log
+) -> tuple[nn.Module, list[dict]]:
+    """Build and train the method's network (resuming from ``folder/checkpoint.pt``); return it
+    with the best validation weights, and the per-epoch history."""
     model = build_network(config).to(device)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    forward = forward_for(config, trained=True)
     history = fit(
         model,
-        train,
-        calib,
-        make_objective(config, train_fwd),
-        train_fwd,
-        optimizer,
-        scheduler,
-        config.epochs,
-        device,
-        run_dir / "checkpoint.pt",
-        config.digest(),
-        config.amp,
-        config.progress,
-        log,
+        train=splits.train,
+        val=splits.calib,
+        objective=make_objective(config, forward),
+        forward=forward,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        epochs=config.epochs,
+        device=device,
+        checkpoint=folder / "checkpoint.pt",
+        digest=config.digest(),
+        amp=config.amp,
+        progress=config.progress,
+        log=log,
     )
-    if rank != 0:
-        return run_dir
+    return model, history
 
+
+def evaluate_network(
+    config: Config, model: nn.Module, splits: Splits, device: torch.device, log
+) -> tuple[nn.Module, dict]:
+    """The evaluated SNN and the arrays of ``outputs.npz`` (test and calibration outputs,
+    spikes and SynOps; the ANN's test outputs too where the method converts)."""
     arrays: dict = {}
-    snn = model
-    if config.method == "qcfs":
-        ann_test = collect_outputs(model.eval(), test, train_fwd, device)
-        arrays["ann_outputs"] = ann_test["outputs"]
-        snn, report = convert(model)
-        log(f"converted {len(report)} QCFS layers to IF neurons")
-    snn.eval()
-    test_out = collect_outputs(snn, test, snn_fwd, device, config.progress)
-    if config.calibration == "train-dropout":
-        calib_model = with_spike_dropout(snn, config.calib_dropout)
-        calib_out = collect_outputs(
-            calib_model,
-            batches_for(config, "train", False, False),
-            snn_fwd,
-            device,
-            config.progress,
-        )
-    else:
-        calib_out = collect_outputs(snn, calib, snn_fwd, device, config.progress)
+    if METHOD_TABLE[config.method].converts:
+        ann = collect_outputs(model.eval(), splits.test, forward_for(config, trained=True), device)
+        arrays["ann_outputs"] = ann["outputs"]
+    snn = to_snn(config, model, log).eval()
+    forward = forward_for(config, trained=False)
+    test = collect_outputs(snn, splits.test, forward, device, config.progress)
+    calib_net, calib_batches = _calibration(config, snn, splits)
+    calib = collect_outputs(calib_net, calib_batches, forward, device, config.progress)
     arrays.update(
-        test_outputs=test_out["outputs"],
-        test_labels=test_out["labels"],
-        calib_outputs=calib_out["outputs"],
-        calib_labels=calib_out["labels"],
-        test_spikes=test_out["spikes"],
-        test_synops=test_out["synops"],
+        test_outputs=test["outputs"],
+        test_labels=test["labels"],
+        calib_outputs=calib["outputs"],
+        calib_labels=calib["labels"],
+        test_spikes=test["spikes"],
+        test_synops=test["synops"],
     )
-    write_npz(run_dir / "outputs.npz", **arrays)
+    return snn, arrays
+
+
+def _calibration(config: Config, snn: nn.Module, splits: Splits):
+    """``(network, batches)`` the Top-K cutoff is calibrated on: the held-out calib split, or
+    the paper's training data through spike dropout (spec 1.7)."""
+    if config.calibration == "train-dropout":
+        dropout = with_spike_dropout(snn, config.calib_dropout)
+        return dropout, batches_for(config, "train", False, False)
+    return snn, splits.calib
+
+
+def write_record(
+    folder: Path, config: Config, snn: nn.Module, arrays: dict, history: list, info: dict
+) -> dict:
+    """Write the run record into ``folder``, ``model.pt`` and ``DONE`` last; return the summary.
+
+    ``info`` holds the provenance's ``device``, ``started`` (a ``time.time()``),
+    ``world_size`` and ``data`` (the data fingerprint, read by :func:`snnlib.records.is_current`).
+    """
+    write_npz(folder / "outputs.npz", **arrays)
     per_timestep, cutoff_table, summary = summarise(
         arrays, config.epsilons, config.bins, config.max_acc_drop
     )
-    write_csv(run_dir / "history.csv", pd.DataFrame(history, columns=list(HISTORY_COLUMNS)))
-    write_csv(run_dir / "per_timestep.csv", per_timestep)
-    write_csv(run_dir / "cutoff.csv", cutoff_table)
-    write_json(run_dir / "metrics.json", summary)
-    write_json(
-        run_dir / "provenance.json",
-        provenance(str(device), config.seed, started, time.time(), world_size=world),
+    write_csv(folder / "history.csv", pd.DataFrame(history, columns=list(HISTORY_COLUMNS)))
+    write_csv(folder / "per_timestep.csv", per_timestep)
+    write_csv(folder / "cutoff.csv", cutoff_table)
+    write_json(folder / "metrics.json", summary)
+    provenance = records.provenance(
+        info["device"],
+        config.seed,
+        info["started"],
+        time.time(),
+        world_size=info["world_size"],
+        data=info["data"],
     )
+    write_json(folder / "provenance.json", provenance)
     save_checkpoint(
-        run_dir / "model.pt", {"model": snn.state_dict(), "config_digest": config.digest()}
+        folder / "model.pt", {"model": snn.state_dict(), "config_digest": config.digest()}
     )
-    mark_done(run_dir)
-    log(f"[done] {run_dir}: accuracy at T={config.T}: {summary['accuracy_tmax']:.4f}")
-    return run_dir
+    records.mark_done(folder)
+    return summary
 
 
 def load_snn(run_dir: Path | str) -> tuple[Config, nn.Module]:
@@ -274,14 +182,12 @@ def load_snn(run_dir: Path | str) -> tuple[Config, nn.Module]:
     (:class:`~snnlib.train.CheckpointError` otherwise).
     """
     run_dir = Path(run_dir)
-    if not has_weights(run_dir):
+    if not records.has_weights(run_dir):
         raise FileNotFoundError(
             f"run_dir={str(run_dir)!r} is not a finished run with a model.pt (records copied "
             "without weights, like results/quick, cannot be loaded; rerun the config)"
         )
     config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
-    snn = build_network(config)
-    if config.method == "qcfs":
-        snn, _ = convert(snn)
+    snn = to_snn(config, build_network(config), log=_quiet)
     snn.load_state_dict(load_checkpoint(run_dir / "model.pt", config.digest())["model"])
     return config, snn.eval()

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from snnlib import checks
+
 
 def _check(outputs: Tensor, labels: Tensor) -> None:
     if outputs.dim() != 3:
@@ -30,8 +32,7 @@ def mean_ce(outputs: Tensor, labels: Tensor) -> Tensor:
 def tet_loss(outputs: Tensor, labels: Tensor, lamb: float = 1e-3, phi: float = 1.0) -> Tensor:
     """The TET loss: per-timestep CE plus a small pull of every output towards ``phi``."""
     _check(outputs, labels)
-    if not 0.0 <= lamb <= 1.0:
-        raise ValueError(f"lamb={lamb!r} must lie in [0, 1]")
+    checks.number("lamb", lamb, low=0, high=1)
     T = outputs.shape[0]
     per_step = F.cross_entropy(outputs.flatten(0, 1), labels.repeat(T))  # mean over T*B
     mse = F.mse_loss(outputs, torch.full_like(outputs, phi))

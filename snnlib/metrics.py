@@ -21,6 +21,8 @@ import math
 import numpy as np
 import torch
 
+from snnlib import checks
+
 __all__ = [
     "accuracy_per_timestep",
     "average_timestep",
@@ -99,11 +101,7 @@ def as_steps(exit_steps, t_max: int, n: int, name: str = "exit_steps") -> torch.
 
 def check_t(t, t_max: int, name: str = "t") -> int:
     """Check a 1-based timestep ``t`` in ``1..T``."""
-    if isinstance(t, bool) or not isinstance(t, int | np.integer):
-        raise ValueError(f"{name} must be an integer timestep in 1..{t_max}; got {t!r}")
-    if not 1 <= t <= t_max:
-        raise ValueError(f"{name} must be in 1..{t_max} (1-based); got {t}")
-    return int(t)
+    return checks.integer(f"{name} (a 1-based timestep)", t, low=1, high=t_max)
 
 
 def _as_curve(acc_per_t, name: str = "acc_per_t") -> np.ndarray:
@@ -116,11 +114,7 @@ def _as_curve(acc_per_t, name: str = "acc_per_t") -> np.ndarray:
 
 
 def _positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ValueError(f"{name} must be a positive number; got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number; got {value}")
-    return float(value)
+    return checks.number(name, value, low=0, low_open=True)
 
 
 # ----------------------------------------------------------------------------- tensor cores
@@ -224,10 +218,7 @@ def fewer_timesteps_matched(acc_per_t, accuracy: float, avg_timestep: float) -> 
     so a table shows the gap instead of a made-up number.
     """
     a = _as_curve(acc_per_t)
-    if isinstance(accuracy, bool) or not isinstance(accuracy, int | float | np.number):
-        raise ValueError(f"accuracy must be a number in [0, 1]; got {accuracy!r}")
-    if not 0.0 <= accuracy <= 1.0:
-        raise ValueError(f"accuracy must be a fraction in [0, 1]; got {accuracy}")
+    accuracy = checks.number("accuracy", accuracy, low=0, high=1)
     avg = _positive(avg_timestep, "avg_timestep")
     reached = np.flatnonzero(a >= accuracy)
     return float("nan") if reached.size == 0 else (int(reached[0]) + 1) / avg

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from snnlib import checks
 from snnlib.neurons import Collector, LayerRecord, RunState, SpikingModule
 
 
@@ -37,10 +38,8 @@ class QCFS(SpikingModule):
 
     def __init__(self, levels: int = 4, lam: float = 8.0) -> None:
         super().__init__()
-        if levels < 1:
-            raise ValueError(f"levels={levels!r} must be >= 1")
-        if not lam > 0:
-            raise ValueError(f"lam={lam!r} must be > 0")
+        checks.integer("levels (QCFS L)", levels, low=1)
+        checks.number("lam", lam, low=0, low_open=True)
         self.levels = levels
         self.lam = nn.Parameter(torch.tensor(float(lam)))
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from snnlib import checks
 from snnlib.neurons import Collector
 
 EPS = 1e-5
@@ -92,12 +93,9 @@ class RCS:
     mask_rho: float = 0.3
 
     def __post_init__(self) -> None:
-        if not self.alpha >= 0:
-            raise ValueError(f"alpha={self.alpha!r} must be >= 0 (0 turns the regulariser off)")
+        checks.number("alpha (0 turns the regulariser off)", self.alpha, low=0)
         for name in ("rho", "mask_rho"):
-            value = getattr(self, name)
-            if not 0 < value <= 1:
-                raise ValueError(f"{name}={value!r} must lie in (0, 1]")
+            checks.number(name, getattr(self, name), low=0, high=1, low_open=True)
 
     def value(self, collector: Collector, outputs: Tensor, labels: Tensor) -> Tensor:
         """``R`` for one batch: ``outputs`` ``[T, B, K]`` per-step, ``labels`` ``[B]``."""

@@ -1,4 +1,4 @@
-"""The training loop: devices, seeds, batches, one epoch, checkpoint/resume, model selection.
+"""The training loop: devices, seeds, one epoch, checkpoint/resume, model selection.
 
 Follows the shape of torchvision's reference scripts: ``train_one_epoch`` and ``evaluate``
 under a ``fit`` that checkpoints after every epoch (model, optimiser, scheduler, epoch, RNG,
@@ -15,8 +15,8 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -27,6 +27,14 @@ from snnlib.atomic import atomic_write
 
 # objective(model, x, y) -> (total loss, regulariser value, per-step outputs [T, B, K])
 Objective = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+class Batches(Protocol):
+    """What the loop needs of a split (:mod:`snnlib.data.batching`): ``epoch(e)`` and ``len``."""
+
+    def epoch(self, epoch: int = 0) -> Iterator[tuple[Tensor, Tensor]]: ...
+
+    def __len__(self) -> int: ...
 
 
 class CheckpointError(ValueError):
@@ -68,74 +76,6 @@ def barrier(world: int) -> None:
     """Wait for every rank (no-op in a single process)."""
     if world > 1:
         torch.distributed.barrier()
-
-
-@dataclass
-class TensorBatches:
-    """Batches of an in-memory split, by slicing a seeded permutation (fast on CPU too).
-
-    The order depends only on ``(seed, epoch)``, so a resumed run sees the same batches.
-    Under DDP each rank takes every ``world``-th sample of the permutation, padded by wrapping
-    around (as ``DistributedSampler``) so that every rank runs the same number of batches:
-    a rank with one batch more would wait forever for the others' gradients.
-    """
-
-    x: Tensor
-    y: Tensor
-    batch_size: int
-    shuffle: bool = False
-    seed: int = 0
-    rank: int = 0
-    world: int = 1
-
-    def epoch(self, epoch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        n = len(self.y)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            order = torch.randperm(n, generator=g)
-        else:
-            order = torch.arange(n)
-        pad = -n % self.world
-        order = torch.cat([order, order[:pad]])[self.rank :: self.world]
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            yield self.x[idx], self.y[idx]
-
-    def __len__(self) -> int:
-        return math.ceil(math.ceil(len(self.y) / self.world) / self.batch_size)
-
-
-@dataclass
-class LoaderBatches:
-    """Batches of a map-style ``Dataset`` through a ``DataLoader`` seeded per epoch."""
-
-    dataset: torch.utils.data.Dataset
-    batch_size: int
-    shuffle: bool = False
-    seed: int = 0
-    workers: int = 0
-    rank: int = 0
-    world: int = 1
-
-    def epoch(self, epoch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        sampler = None
-        if self.world > 1:
-            sampler = torch.utils.data.DistributedSampler(
-                self.dataset, self.world, self.rank, shuffle=self.shuffle, seed=self.seed
-            )
-            sampler.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(
-            self.dataset,
-            batch_size=self.batch_size,
-            shuffle=self.shuffle and sampler is None,
-            sampler=sampler,
-            num_workers=self.workers,
-            generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch),
-        )
-        yield from loader
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.world / self.batch_size)
 
 
 def train_one_epoch(
@@ -235,8 +175,9 @@ def load_checkpoint(path: Path, digest: str) -> dict:
 
 def fit(
     model: nn.Module,
-    train_batches,
-    val_batches,
+    *,
+    train: Batches,
+    val: Batches,
     objective: Objective,
     forward: Callable[[nn.Module, Tensor], Tensor],
     optimizer: torch.optim.Optimizer,
@@ -249,8 +190,8 @@ def fit(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[dict]:
-    """Train for ``epochs`` (resuming from ``checkpoint``); leave the best-validation weights in
-    ``model``; return the per-epoch history."""
+    """Train for ``epochs`` (resuming from ``checkpoint``, which must belong to config
+    ``digest``); leave the best-validation weights in ``model``; return the per-epoch history."""
     rank, world = distributed()
     net = model
     if world > 1:
@@ -262,21 +203,16 @@ def fit(
     best = {"val_acc": -1.0, "epoch": 0, "model": None}
     start = 0
     if checkpoint.is_file():
-        state = load_checkpoint(checkpoint, digest)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        history, best, start = state["history"], state["best"], state["epoch"]
+        history, best, start = _resume(checkpoint, digest, model, optimizer, scheduler)
         log(f"resuming from {checkpoint} after epoch {start}")
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         stats = train_one_epoch(
-            net, train_batches, objective, optimizer, device, epoch, scaler, progress and rank == 0
+            net, train, objective, optimizer, device, epoch, scaler, progress and rank == 0
         )
         scheduler.step()
-        val_acc = evaluate(model, val_batches, forward, device)
+        val_acc = evaluate(model, val, forward, device)
         row = {
             "epoch": epoch + 1,
             **stats,
@@ -298,19 +234,32 @@ def fit(
             " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
         )
         if rank == 0:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": torch.get_rng_state(),
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "best": best,
-                    "config_digest": digest,
-                },
-            )
+            state = {"history": history, "best": best, "epoch": epoch + 1, "config_digest": digest}
+            save_checkpoint(checkpoint, _training_state(model, optimizer, scheduler, **state))
     if best["model"] is not None:
         model.load_state_dict(best["model"])
     return history
+
+
+def _training_state(model, optimizer, scheduler, **state) -> dict:
+    """Everything a resume needs, in the checkpoint's key order."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "epoch": state["epoch"],
+        "history": state["history"],
+        "best": state["best"],
+        "config_digest": state["config_digest"],
+    }
+
+
+def _resume(checkpoint: Path, digest: str, model, optimizer, scheduler) -> tuple[list, dict, int]:
+    """Load a training checkpoint into the objects; return ``(history, best, epoch)``."""
+    state = load_checkpoint(checkpoint, digest)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    return state["history"], state["best"], state["epoch"]

@@ -286,9 +286,9 @@ def test_sweeps_share_the_cutoff_csv_columns():
 # ----------------------------------------------------------------------------- bad inputs
 L, Z, CAL = HAND_LABELS, torch.zeros(4, 3), cutoff.calibrate_topk
 EPS, SHAPE_N, T_RANGE = (
-    r"epsilon must be a number in \[0.0, 1.0\); got ",
+    r"epsilon must be a finite number in \[0, 1\); got ",
     r"shape \[N\] = \(4,\)",
-    r"1\.\.3 \(1-based\)",
+    r"\(a 1-based timestep\) must be an integer in \[1, 3\]",
 )
 BAD = [
     (lambda: CAL(HAND[0], L, 0.0), r"cum_outputs must be 3-D \[T, N, K\]"),
@@ -303,16 +303,16 @@ BAD = [
     (lambda: cutoff.topk_exit(HAND, [1, 2]), r"betas must have shape \[T\] = \(3,\).*\(2,\)"),
     (lambda: cutoff.topk_exit(HAND, [[1, 2, 3]]), r"betas must be 1-D \[T\] .*got shape \(1, 3\)"),
     (lambda: cutoff.topk_exit(HAND, [1, math.nan, 2]), r"betas must not contain NaN"),
-    (lambda: cutoff.TopK([1, 2, 3]).stop(Z, 0), r"t must be in " + T_RANGE + "; got 0"),
-    (lambda: cutoff.TopK([1, 2, 3]).stop(Z, 4), r"t must be in " + T_RANGE + "; got 4"),
+    (lambda: cutoff.TopK([1, 2, 3]).stop(Z, 0), r"t " + T_RANGE + "; got 0"),
+    (lambda: cutoff.TopK([1, 2, 3]).stop(Z, 4), r"t " + T_RANGE + "; got 4"),
     (lambda: cutoff.TopK([1, 2, 3]).stop(Z[0], 1), r"y_t must be 2-D \[N, K\] .*shape \(3,\)"),
-    (lambda: cutoff.Confidence(0.5).stop(Z, 0), r"t must be a 1-based integer timestep; got 0"),
-    (lambda: cutoff.exit_steps(cutoff.FixedT(4), HAND), r"FixedT.t must be in " + T_RANGE),
-    (lambda: cutoff.FixedT(0), r"FixedT.t must be an integer timestep >= 1; got 0"),
-    (lambda: cutoff.Confidence(1.5), r"Confidence.threshold must be .* \[0.0, 1.0\]; got 1.5"),
-    (lambda: cutoff.Entropy(-0.1), r"Entropy.threshold must be .* \[0.0, 1.0\]; got -0.1"),
-    (lambda: cutoff.Entropy(0.5, temperature=0), r"temperature must be a positive .*; got 0"),
-    (lambda: cutoff.Confidence(0.5, logits="avg"), r"logits must be 'sum' or 'mean'; got 'avg'"),
+    (lambda: cutoff.Confidence(0.5).stop(Z, 0), r"t \(.*\) must be an integer >= 1; got 0"),
+    (lambda: cutoff.exit_steps(cutoff.FixedT(4), HAND), r"FixedT.t " + T_RANGE),
+    (lambda: cutoff.FixedT(0), r"FixedT.t \(a 1-based timestep\) must be an integer >= 1; got 0"),
+    (lambda: cutoff.Confidence(1.5), r"Confidence.threshold must be .* in \[0, 1\]; got 1.5"),
+    (lambda: cutoff.Entropy(-0.1), r"Entropy.threshold must be .* in \[0, 1\]; got -0.1"),
+    (lambda: cutoff.Entropy(0.5, temperature=0), r"temperature must be a finite number > 0; got 0"),
+    (lambda: cutoff.Confidence(0.5, logits="avg"), r"logits must be one of \('sum', .*; got 'avg'"),
     (lambda: cutoff.sweep("topq", HAND, L), r"policy must be one of \('topk', .*; got 'topq'"),
     (lambda: cutoff.sweep("topk", HAND, L), r"policy 'topk' needs calib_outputs and calib_labels"),
     (lambda: cutoff.sweep("oracle", HAND, L, [1]), r"policy 'oracle' takes no params; got \[1\]"),

@@ -102,12 +102,12 @@ def test_unknown_name_lists_the_known_ones():
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"T": 0}, r"T=0 .*integer >= 1"),
-        ({"T": -3}, r"T=-3 .*integer >= 1"),
-        ({"T": 2.5}, r"T=2.5 .*integer >= 1"),
-        ({"split": "val"}, r"split='val' .*\('train', 'calib', 'test'\)"),
-        ({"augment": "yes"}, r"augment='yes' .*None, True or False"),
-        ({"download": "no"}, r"download='no' .*True or False"),
+        ({"T": 0}, r"T \(number of frames\) must be an integer >= 1; got 0"),
+        ({"T": -3}, r"T \(number of frames\) must be an integer >= 1; got -3"),
+        ({"T": 2.5}, r"T \(number of frames\) must be an integer >= 1; got 2.5"),
+        ({"split": "val"}, r"split must be one of \('train', 'calib', 'test'\); got 'val'"),
+        ({"augment": "yes"}, r"augment must be None, True or False; got 'yes'"),
+        ({"download": "no"}, r"download must be True or False; got 'no'"),
     ],
 )
 def test_bad_options_name_argument_value_and_allowed(kwargs, pattern):

@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
+from snnlib.data.batching import TensorBatches
 from snnlib.records import load_run
-from snnlib.train import TensorBatches
 
 
 def test_ranks_get_the_same_number_of_batches():

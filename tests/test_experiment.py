@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 from functools import partial
 
 import numpy as np
@@ -11,8 +12,20 @@ import torch
 
 from snnlib import experiment, train
 from snnlib.config import Config, ConfigError
+from snnlib.data.batching import TensorBatches, batches_for
 from snnlib.evaluate import collect_outputs, summarise
-from snnlib.records import RECORD_FILES, git_state, is_done, load_outputs, load_run, write_json
+from snnlib.network import network_forward
+from snnlib.records import (
+    RECORD_FILES,
+    RunLocked,
+    git_state,
+    is_done,
+    load_outputs,
+    load_run,
+    open_run,
+    staging_dir,
+    write_json,
+)
 from snnlib.train import CheckpointError, load_checkpoint, save_checkpoint
 
 TINY = {
@@ -58,8 +71,8 @@ def test_each_method_leaves_a_complete_record(tmp_path, method):
         assert record["metrics"]["ann_accuracy"] is not None
     # The saved SNN reloads (weights_only) and reproduces the stored test outputs exactly.
     config, snn = experiment.load_snn(run_dir)
-    forward = partial(experiment.network_forward, T=config.T, kind="static", accumulate=False)
-    test = experiment.batches_for(config, "test", False, False)
+    forward = partial(network_forward, T=config.T, kind="frame", accumulate=False)
+    test = batches_for(config, "test", False, False)
     again = collect_outputs(snn, test, forward, torch.device("cpu"))["outputs"]
     assert np.array_equal(again, outputs["test_outputs"])
 
@@ -102,6 +115,26 @@ def test_record_without_weights_is_recomputed_to_the_same_numbers(tmp_path):
     assert all((run_dir / name).read_bytes() == data for name, data in before.items())
 
 
+def test_a_failed_rerun_leaves_the_finished_record_as_it_was(tmp_path, monkeypatch):
+    config = tiny(tmp_path, eval_limit=100)
+    run_dir = experiment.run(config, log=lambda *_: None)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt("simulated kill during training")
+
+    monkeypatch.setattr(train, "train_one_epoch", dies)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(config, force=True, log=lambda *_: None)
+    if not torch.cuda.is_available():  # the device is checked before anything is written
+        with pytest.raises(ValueError, match="device='cuda'"):
+            experiment.run(config.replace(device="cuda"), force=True, log=lambda *_: None)
+    with open_run(run_dir):  # another process holds the run
+        with pytest.raises(RunLocked, match=r"PID \d+"):
+            experiment.run(config, force=True, log=lambda *_: None)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     config = tiny(tmp_path / "a", epochs=2, method="tet", alpha=0.003)
     reference = experiment.run(config, log=lambda *_: None)
@@ -119,15 +152,17 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "train_one_epoch", dies_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         experiment.run(interrupted, log=lambda *_: None)
-    assert not (interrupted.run_dir / "DONE").exists()
-    assert (interrupted.run_dir / "checkpoint.pt").exists()
+    assert not interrupted.run_dir.exists()  # nothing is written into the run folder itself
+    assert (staging_dir(interrupted.run_dir) / "checkpoint.pt").exists()
     monkeypatch.setattr(train, "train_one_epoch", real)
     messages = []
     resumed = experiment.run(interrupted, log=messages.append)
     assert any("resuming" in m for m in messages)
     a = torch.load(reference / "model.pt", weights_only=True)["model"]
     b = torch.load(resumed / "model.pt", weights_only=True)["model"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a.keys() == b.keys()
+    for k in a:  # tensors, and a layer's extra state (a dict) where it has one
+        assert torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k], k
     assert load_run(reference)["metrics"] == load_run(resumed)["metrics"]
 
 
@@ -157,7 +192,7 @@ def test_nan_loss_names_epoch_and_batch():
         loss = out.sum() * (float("nan") if calls["n"] == 2 else 1.0)
         return loss, torch.tensor(0.0), out
 
-    batches = train.TensorBatches(x, y, batch_size=4)
+    batches = TensorBatches(x, y, batch_size=4)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(FloatingPointError, match="epoch 3, batch 2"):
         train.train_one_epoch(
@@ -165,15 +200,35 @@ def test_nan_loss_names_epoch_and_batch():
         )
 
 
+# values refused by Config(...) itself, and so by from_dict
+VALUE_PROBLEMS = [
+    ({"method": "tett"}, r"method must be one of \('qcfs', .*\); got 'tett'"),
+    ({"T": 0}, "T must be an integer >= 1; got 0"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1; got 0"),
+    ({"arch": "vggann"}, "arch='vggann' does not fit dataset='mnist5k'"),
+    # refused at config time what would only fail later, or write outside the profile
+    ({"alpha": float("nan")}, "alpha must be a finite number >= 0; got nan"),
+    ({"lr": float("inf")}, "lr must be a finite number > 0; got inf"),
+    ({"weight_decay": -1e-4}, "weight_decay must be a finite number >= 0; got -0.0001"),
+    ({"epsilons": (0.1, float("nan"))}, "each of epsilons must be a finite number in"),
+    ({"seed": -1}, "seed must be an integer >= 0; got -1"),
+    ({"workers": -2}, "workers must be an integer >= 0; got -2"),
+    ({"profile": "../quick"}, r"profile must be a plain folder name .*; got '\.\./quick'"),
+    ({"profile": "a/b"}, r"profile must be a plain folder name .*; got 'a/b'"),
+    ({"profile": ".."}, r"profile must be a plain folder name .*; got '\.\.'"),
+    (
+        {"method": "qcfs", "dataset": "dvs128-gesture", "arch": "vgg-gesture"},
+        r"method='qcfs' converts a trained ANN, but arch='vgg-gesture' keeps MaxPool",
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("values", "match"),
     [
         ({"alhpa": 0.1}, "unknown key 'alhpa' \\(did you mean 'alpha'\\?\\)"),
-        ({"method": "tett"}, "method='tett': allowed"),
-        ({"T": 0}, "T=0: must be >= 1"),
-        ({"batch_size": 0}, "batch_size=0: must be >= 1"),
-        ({"arch": "vggann"}, "arch='vggann' does not fit dataset='mnist5k'"),
         ({"epochs": "two"}, "epochs='two': expected an integer"),
+        *VALUE_PROBLEMS,
     ],
 )
 def test_bad_config_is_one_clear_error(values, match):
@@ -181,10 +236,54 @@ def test_bad_config_is_one_clear_error(values, match):
         Config.from_dict(values)
 
 
+@pytest.mark.parametrize(("values", "match"), VALUE_PROBLEMS)
+def test_config_cannot_be_built_wrong(values, match):
+    with pytest.raises(ConfigError, match=match):
+        Config(**values)
+
+
+def test_config_constructor_lists_every_problem():
+    with pytest.raises(ConfigError, match=r"2 problem\(s\)") as err:
+        Config(T=0, method="nope")
+    assert "T must be an integer >= 1; got 0" in str(err.value)
+    assert "method must be one of ('qcfs', 'mean', 'tet', 'tebn'); got 'nope'" in str(err.value)
+
+
+def test_unknown_keys_and_bad_values_are_listed_together():
+    with pytest.raises(ConfigError, match=r"3 problem\(s\)") as err:
+        Config.from_dict({"alhpa": 0.1, "T": 0, "lr": "fast"})
+    assert "did you mean 'alpha'" in str(err.value) and "lr='fast'" in str(err.value)
+
+
+def test_validating_a_config_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from snnlib.config import Config\n"
+        "Config.from_dict({'dataset': 'mnist5k-dvs', 'arch': 'dvs-cnn', 'method': 'tet'})\n"
+        "assert 'torch' not in sys.modules, 'validating a config imported torch'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_partial_leaves_existing_digests_alone():
+    plain = Config()
+    assert "partial" not in plain.to_dict() and "partial" not in plain.identity()
+    assert Config(partial=False).digest() == plain.digest()
+    partial_copy = Config(partial=True)
+    assert partial_copy.identity()["partial"] is True
+    assert partial_copy.digest() != plain.digest()
+    assert Config.from_dict(partial_copy.to_dict()) == partial_copy
+
+
+def test_int_for_a_float_field_gives_the_same_config():
+    assert Config(alpha=0, lr=1).digest() == Config.from_dict({"alpha": 0.0, "lr": 1.0}).digest()
+
+
 def test_several_problems_are_listed_together():
     with pytest.raises(ConfigError, match=r"2 problem\(s\)") as err:
         Config.from_dict({"T": 0, "alpha": -1.0})
-    assert "T=0" in str(err.value) and "alpha=-1.0" in str(err.value)
+    assert "T must be an integer >= 1; got 0" in str(err.value)
+    assert "alpha must be a finite number >= 0; got -1.0" in str(err.value)
 
 
 def test_run_id_is_readable_and_stable():

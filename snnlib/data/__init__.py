@@ -1,5 +1,8 @@
 """Datasets of the paper and of the offline demo, behind one registry.
 
+What each dataset is (classes, shapes, kind, ``embedded``) is :data:`snnlib.catalog.DATASET_INFO`;
+how it is loaded is :data:`LOADERS`, keyed by the same names.
+
     from snnlib import data
     data.DATASETS                                   # the known names
     ds = data.get_dataset("mnist5k-dvs", "train", T=10)
@@ -17,10 +20,11 @@
 | ncaltech101    | event | [T, 2, 180, 240]          | tonic NCALTECH101                       |
 | dvs128-gesture | event | [T, 2, 128, 128]          | tonic DVSGesture                        |
 
-Samples: frame datasets give ``(image float32 [C, H, W], label int)`` and the model repeats the
-image over time itself; event datasets give ``(frames float32 [T, 2, H, W], label int)``: event
+Samples: frame datasets give ``(image float32 [C, H, W], label int)`` (repeated over time by
+the input layout); event datasets give ``(frames float32 [T, 2, H, W], label int)``: event
 counts in T equal time bins, channel 0 = OFF (p=0), 1 = ON (``framing``). A DataLoader stacks
-them batch-first (``[B, T, ...]``); the model moves time first.
+them batch-first (``[B, T, ...]``); :func:`snnlib.data.layout.to_time_first` turns a batch into
+the network input ``[T, B, ...]``, and :mod:`snnlib.data.batching` batches a config's splits.
 
 Splits: ``"train"``, ``"calib"`` (carved from the training data for the Top-K cutoff, fixed) and
 ``"test"``; ``"train"`` excludes the calib samples. The rules are in ``splits``;
@@ -39,12 +43,17 @@ a missing dataset raises :class:`DatasetNotFoundError` at construction.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from snnlib import checks
+from snnlib.catalog import DATASETS, DatasetInfo
+from snnlib.catalog import dataset_info as info
 from snnlib.data.embedded import load_mnist5k, mnist5k_dataset, mnist5k_images
 from snnlib.data.emulated_dvs import EmulatedDVS
 from snnlib.data.errors import (
@@ -55,9 +64,8 @@ from snnlib.data.errors import (
     check_split,
     check_T,
 )
-from snnlib.data.events import SOURCES, EventFrames, event_dataset
-from snnlib.data.frames import CIFAR_CLASSES, cifar_dataset, tiny_imagenet_dataset
-from snnlib.data.registry import DATASETS, DatasetInfo, info
+from snnlib.data.events import EventFrames, event_dataset
+from snnlib.data.frames import cifar_dataset, tiny_imagenet_dataset
 from snnlib.data.splits import load_split_file
 
 __all__ = [
@@ -73,8 +81,6 @@ __all__ = [
     "info",
     "split_indices",
 ]
-
-EMBEDDED = ("mnist5k", "mnist5k-dvs")
 
 
 def default_root() -> Path:
@@ -96,6 +102,64 @@ def _resolve_root(root: str | Path | None) -> Path:
 
 def _mnist5k_rows(split: str) -> list[int]:
     return load_split_file("mnist5k")[split]
+
+
+class Request(NamedTuple):
+    """The checked options of one :func:`get_dataset` call, as a loader receives them."""
+
+    name: str
+    split: str
+    root: str | Path | None
+    T: int | None
+    download: bool
+    augment: bool
+    seed: int
+    cache_dir: str | Path | bool | None
+
+
+def _mnist5k(r: Request) -> Dataset:
+    return mnist5k_dataset(_mnist5k_rows(r.split))
+
+
+def _mnist5k_dvs(r: Request) -> Dataset:
+    return EmulatedDVS(_mnist5k_rows(r.split), r.T, r.seed)
+
+
+def _cache(cache_dir: str | Path | bool | None) -> Path | None:
+    if cache_dir is None or cache_dir is True:
+        return default_cache_dir()
+    return None if cache_dir is False else Path(cache_dir).expanduser()
+
+
+def _events(r: Request) -> Dataset:
+    root, cache = _resolve_root(r.root), _cache(r.cache_dir)
+    return event_dataset(
+        r.name, r.split, root=root, T=r.T, download=r.download, augment=r.augment, cache_dir=cache
+    )
+
+
+def _cifar(r: Request) -> Dataset:
+    root = _resolve_root(r.root)
+    return cifar_dataset(r.name, r.split, root=root, download=r.download, augment=r.augment)
+
+
+def _tiny_imagenet(r: Request) -> Dataset:
+    root = _resolve_root(r.root)
+    return tiny_imagenet_dataset(r.split, root=root, download=r.download, augment=r.augment)
+
+
+# how each dataset of snnlib.catalog.DATASET_INFO is loaded
+LOADERS: dict[str, Callable[[Request], Dataset]] = {
+    "mnist5k": _mnist5k,
+    "mnist5k-dvs": _mnist5k_dvs,
+    "nmnist": _events,
+    "cifar10": _cifar,
+    "cifar100": _cifar,
+    "tiny-imagenet": _tiny_imagenet,
+    "cifar10-dvs": _events,
+    "ncaltech101": _events,
+    "dvs128-gesture": _events,
+}
 
 
 def get_dataset(
@@ -120,25 +184,8 @@ def get_dataset(
     check_split(split)
     T = check_T(T, meta.default_T)
     augment = check_augment(augment, split)
-    if not isinstance(download, bool):
-        raise ValueError(f"download={download!r} is not allowed; use True or False")
-    if name == "mnist5k":
-        return mnist5k_dataset(_mnist5k_rows(split))
-    if name == "mnist5k-dvs":
-        return EmulatedDVS(_mnist5k_rows(split), T, seed)
-    path = _resolve_root(root)
-    if name in CIFAR_CLASSES:
-        return cifar_dataset(name, split, root=path, download=download, augment=augment)
-    if name == "tiny-imagenet":
-        return tiny_imagenet_dataset(split, root=path, download=download, augment=augment)
-    assert name in SOURCES, name  # every registered name has a loader
-    if cache_dir is None or cache_dir is True:
-        cache = default_cache_dir()
-    else:
-        cache = None if cache_dir is False else Path(cache_dir).expanduser()
-    return event_dataset(
-        name, split, root=path, T=T, download=download, augment=augment, cache_dir=cache
-    )
+    checks.boolean("download", download)
+    return LOADERS[name](Request(name, split, root, T, download, augment, seed, cache_dir))
 
 
 def split_indices(name: str, root: str | Path | None = None) -> dict[str, list[int]]:
@@ -148,8 +195,7 @@ def split_indices(name: str, root: str | Path | None = None) -> dict[str, list[i
     dataset's training part (train, calib) and test part (test) in their loader's order (file
     paths sorted, for tonic), or in the one sorted file list of cifar10-dvs / ncaltech101.
     """
-    info(name)
-    if name in EMBEDDED:
+    if info(name).embedded:
         return {split: list(_mnist5k_rows(split)) for split in SPLITS}
     out = {}
     for split in SPLITS:
@@ -172,10 +218,11 @@ def as_tensors(
     for mnist5k-dvs. Small runs can batch by slicing a permutation (fast on CPU).
     """
     meta = info(name)
-    if name not in EMBEDDED:
+    if not meta.embedded:
+        embedded = tuple(n for n in DATASETS if info(n).embedded)
         raise ValueError(
             f"as_tensors(name={name!r}) is not allowed; it holds whole splits in memory only "
-            f"for the embedded datasets {EMBEDDED}; use get_dataset with a DataLoader"
+            f"for the embedded datasets {embedded}; use get_dataset with a DataLoader"
         )
     check_split(split)
     T = check_T(T, meta.default_T)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from snnlib import checks
+
 SPLITS = ("train", "calib", "test")
 
 
@@ -39,24 +41,18 @@ def not_found(
 
 def check_split(split: str) -> str:
     """Return ``split`` if it is one of :data:`SPLITS`, else raise ValueError."""
-    if split not in SPLITS:
-        raise ValueError(f"split={split!r} is not allowed; use one of {SPLITS}")
-    return split
+    return checks.one_of("split", split, SPLITS)
 
 
 def check_T(T: int | None, default: int | None) -> int | None:
     """Return ``T`` (or ``default`` when None) after checking it is an integer >= 1."""
     if T is None:
         return default
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T={T!r} is not allowed; T must be an integer >= 1 (number of frames)")
-    return T
+    return checks.integer("T (number of frames)", T, low=1)
 
 
 def check_augment(augment: bool | None, split: str) -> bool:
     """Resolve ``augment``: None means training augmentation on split 'train' only."""
-    if augment is None:
+    if checks.boolean("augment", augment, none=True) is None:
         return split == "train"
-    if not isinstance(augment, bool):
-        raise ValueError(f"augment={augment!r} is not allowed; use None, True or False")
     return augment

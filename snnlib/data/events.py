@@ -39,9 +39,9 @@ import torch
 from tonic.download_utils import extract_archive
 from torch.utils.data import Dataset
 
+from snnlib.catalog import dataset_info as info
 from snnlib.data.errors import CorruptSampleError, not_found
 from snnlib.data.framing import RandomTranslate, Window, to_frames
-from snnlib.data.registry import info
 from snnlib.data.splits import NCALTECH101_CLASSES, carve_calib, file_rule_split
 from snnlib.data.validate import RECORD_BYTES, check_events, check_file
 

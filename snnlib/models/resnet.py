@@ -25,12 +25,6 @@ from snnlib.neurons import Collector, RunState, SpikingModule
 DEPTHS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 WIDTHS = (64, 128, 256, 512)
 STRIDES = (1, 2, 2, 2)
-ACCEPTS = "any channels, any H, W >= 1 (adaptive average pooling before the classifier)"
-
-
-def feature_size(input_size: tuple[int, int]) -> tuple[int, int]:
-    """Spatial size entering the classifier: always 1x1 after the adaptive pooling."""
-    return 1, 1
 
 
 class BasicBlock(SpikingModule):

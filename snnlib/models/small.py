@@ -21,13 +21,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from snnlib.catalog import ARCH_INFO
 from snnlib.layers import Sequential
 from snnlib.models.blocks import Layers, avgpool, conv, flatten, kaiming_init, linear
 from snnlib.neurons import Collector, RunState, SpikingModule
-
-MNIST_CNN_ACCEPTS = "any channels; H, W >= 4 (two 2x2 average poolings)"
-MLP_ACCEPTS = "any channels and any H, W >= 1 (the input is flattened)"
-DVS_CNN_ACCEPTS = "any channels; H, W >= 8 (three 2x2 average poolings)"
 
 
 def conv_unit(layers: Layers, cin: int, cout: int) -> Sequential:
@@ -40,18 +37,6 @@ def dense_unit(layers: Layers, fin: int, fout: int) -> Sequential:
     return Sequential(linear(fin, fout), layers.norm1d(fout), layers.act())
 
 
-def mnist_cnn_feature_size(input_size: tuple[int, int]) -> tuple[int, int]:
-    return input_size[0] // 4, input_size[1] // 4
-
-
-def mlp_feature_size(input_size: tuple[int, int]) -> tuple[int, int]:
-    return input_size
-
-
-def dvs_cnn_feature_size(input_size: tuple[int, int]) -> tuple[int, int]:
-    return input_size[0] // 8, input_size[1] // 8
-
-
 class MnistCNN(SpikingModule):
     """Two conv units and a hidden dense unit: ``[T, B, C, H, W] -> [T, B, K]``."""
 
@@ -59,7 +44,7 @@ class MnistCNN(SpikingModule):
         self, layers: Layers, in_channels: int, num_classes: int, input_size: tuple[int, int]
     ) -> None:
         super().__init__()
-        h, w = mnist_cnn_feature_size(input_size)
+        h, w = ARCH_INFO["mnist-cnn"].feature_size(input_size)
         self.features = Sequential(
             conv_unit(layers, in_channels, 16),
             avgpool(2),
@@ -84,7 +69,7 @@ class MLP(SpikingModule):
         self, layers: Layers, in_channels: int, num_classes: int, input_size: tuple[int, int]
     ) -> None:
         super().__init__()
-        h, w = mlp_feature_size(input_size)
+        h, w = ARCH_INFO["mnist-mlp"].feature_size(input_size)
         self.features = Sequential(
             flatten(), dense_unit(layers, in_channels * h * w, 256), dense_unit(layers, 256, 128)
         )
@@ -103,7 +88,7 @@ class DVSCNN(SpikingModule):
         self, layers: Layers, in_channels: int, num_classes: int, input_size: tuple[int, int]
     ) -> None:
         super().__init__()
-        h, w = dvs_cnn_feature_size(input_size)
+        h, w = ARCH_INFO["dvs-cnn"].feature_size(input_size)
         self.features = Sequential(
             conv_unit(layers, in_channels, 16),
             avgpool(2),

@@ -12,17 +12,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from snnlib.catalog import ARCH_INFO
 from snnlib.layers import Sequential
 from snnlib.models.blocks import Layers, avgpool, conv, dropout, flatten, kaiming_init, linear
 from snnlib.neurons import Collector, RunState, SpikingModule
 
 WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
-ACCEPTS = "any channels; H, W >= 32 (five 2x2 average poolings)"
-
-
-def feature_size(input_size: tuple[int, int]) -> tuple[int, int]:
-    """Spatial size after the five poolings (AvgPool floors, so ``H // 32``)."""
-    return input_size[0] // 32, input_size[1] // 32
 
 
 class VGG16(SpikingModule):
@@ -46,7 +41,7 @@ class VGG16(SpikingModule):
                 c = w
             blocks.append(Sequential(*units, avgpool(2)))
         self.features = Sequential(*blocks)
-        h, w = feature_size(input_size)
+        h, w = ARCH_INFO["vgg16"].feature_size(input_size)  # five 2x2 poolings
         self.classifier = Sequential(
             flatten(),
             linear(512 * h * w, 4096),
