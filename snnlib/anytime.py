@@ -44,7 +44,6 @@ reuse (``run_all.sh`` sets ``MALLOC_*``) or every step page-faults its activatio
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,12 +52,10 @@ from torch import Tensor
 
 from snnlib import checks
 from snnlib.adapters import as_steppable
+from snnlib.anytime_inputs import Inputs, call_steps
 from snnlib.cutoff import StoppingRule, checked_stop
 
 __all__ = ["AnytimeResult", "cumulative_outputs", "run_anytime", "stream_anytime"]
-
-# Input of step t (1-based) for the live samples (their original indices) -> [n_live, ...].
-InputFn = Callable[[int, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -93,77 +90,6 @@ class AnytimeResult:
         return self.sample_steps / (self.exit_steps.size * self.t_max)
 
 
-class _Inputs:
-    """Serves the input of the live samples: a static ``[N, ...]`` tensor repeated at every
-    step, a time-first sequence ``[T, N, ...]`` (``sequence=True``), or a function
-    ``x(t, live_indices) -> [n_live, ...]``."""
-
-    def __init__(self, x, t_max, sequence: bool, num_samples) -> None:
-        self.fn: InputFn | None = None
-        self.sequence = bool(sequence)
-        if isinstance(x, Tensor):
-            if self.sequence:
-                if x.dim() < 2:
-                    raise ValueError(f"x must be [T, N, ...] with sequence=True; got {x.shape}")
-                t_max = x.shape[0] if t_max is None else checks.integer("t_max", t_max, low=1)
-                if t_max > x.shape[0]:
-                    raise ValueError(
-                        f"t_max={t_max} must be <= the sequence length T={x.shape[0]} of x "
-                        f"(shape {tuple(x.shape)})"
-                    )
-                self.n = x.shape[1]
-            else:
-                if x.dim() < 1:
-                    raise ValueError("x must be [N, ...] (static) or [T, N, ...] (sequence=True)")
-                self.n = x.shape[0]
-            if num_samples is not None and num_samples != self.n:
-                raise ValueError(f"num_samples={num_samples!r} does not match x: N={self.n}")
-            self.x = x
-            self.device = x.device
-        elif callable(x):
-            if sequence:
-                raise ValueError("sequence=True applies to a tensor x, not to an input function")
-            why = "num_samples (needed with an input function)"
-            self.n = checks.integer(why, num_samples, low=1)
-            self.fn, self.x, self.device = x, None, torch.device("cpu")
-        else:
-            raise ValueError(f"x must be a tensor or a function (t, live) -> x_t; got {type(x)}")
-        if t_max is None:
-            raise ValueError("t_max is needed for a static input or an input function")
-        self.t_max = checks.integer("t_max", t_max, low=1)
-        if self.n < 1:
-            raise ValueError(f"x holds no samples (N = 0); shape {tuple(x.shape)}")
-
-    def at(self, t: int, live: Tensor, full: bool) -> Tensor:
-        """Input of step ``t`` (1-based) for the live samples: ``[n, ...]``."""
-        if self.fn is not None:
-            return self.fn(t, live)
-        if not self.sequence:
-            return self.x  # compacted by keep()
-        return self.x[t - 1] if full else self.x[t - 1].index_select(0, live)
-
-    def window(self, t0: int, k: int, live: Tensor, full: bool) -> Tensor:
-        """Inputs of steps ``t0+1 .. t0+k`` for the live samples: ``[k, n, ...]``."""
-        if self.fn is not None:
-            return torch.stack([self.fn(t0 + j + 1, live) for j in range(k)])
-        if not self.sequence:
-            return self.x.unsqueeze(0).expand(k, *self.x.shape)
-        w = self.x[t0 : t0 + k]
-        return w if full else w.index_select(1, live)
-
-    def rows(self, idx: Tensor, t: Tensor) -> Tensor:
-        """Inputs of samples ``idx`` (original indices), each at its own step ``t`` (1-based):
-        ``[n, ...]`` (stream mode; a tensor ``x`` that was never compacted)."""
-        if not self.sequence:
-            return self.x.index_select(0, idx)
-        return self.x[t - 1, idx]
-
-    def keep(self, rest: Tensor) -> None:
-        """Keep the samples at positions ``rest`` (int64) of the live batch."""
-        if self.fn is None and not self.sequence:
-            self.x = self.x.index_select(0, rest)
-
-
 @functools.cache
 def _cumsum_dtype(device_type: str) -> torch.dtype:
     """The dtype in which ``torch.cumsum`` accumulates float32 on this device.
@@ -182,16 +108,6 @@ def _check_rule(rule) -> None:
             f"rule must be a stopping rule with stop(y_t, t) and check(t_max, k) "
             f"(snnlib.cutoff: TopK, FixedT, Confidence, Entropy); got {rule!r}"
         )
-
-
-def _call(adapter, inputs: _Inputs, t0: int, k: int, live: Tensor, full: bool) -> Tensor:
-    """Per-step outputs ``[k, n, K]`` of steps ``t0+1 .. t0+k`` (one call when possible)."""
-    if k == 1:
-        return adapter.step(inputs.at(t0 + 1, live, full)).unsqueeze(0)
-    many = getattr(adapter, "steps", None)
-    if many is not None:
-        return many(inputs.window(t0, k, live, full))
-    return torch.stack([adapter.step(inputs.at(t0 + j + 1, live, full)) for j in range(k)])
 
 
 def _check_rule_fits(rule, t_max: int, k: int) -> None:
@@ -287,7 +203,7 @@ def run_anytime(
     _check_rule(rule)
     chunk = checks.integer("chunk", chunk, low=1)
     tail = checks.integer("tail", tail, low=0)  # 0: off
-    inputs = _Inputs(x, t_max, sequence, num_samples)
+    inputs = Inputs(x, t_max, sequence, num_samples)
     adapter = as_steppable(model)
     n_all, t_max = inputs.n, inputs.t_max
     live = torch.arange(n_all, device=inputs.device)
@@ -298,7 +214,7 @@ def run_anytime(
     while t < t_max:
         n = live.numel()
         k = t_max - t if n <= tail else min(chunk, t_max - t)
-        o = _call(adapter, inputs, t, k, live, n == n_all)
+        o = call_steps(adapter, inputs, t, k, live, n == n_all)
         _check_outputs(o, k, n)
         if acc is None:
             _check_rule_fits(rule, t_max, o.shape[2])
@@ -385,7 +301,7 @@ def stream_anytime(
     batch = checks.integer("batch", batch, low=1)
     if not isinstance(x, Tensor):
         raise ValueError(f"x must be a tensor in stream mode; got {type(x).__name__}")
-    inputs = _Inputs(x, t_max, sequence, None)
+    inputs = Inputs(x, t_max, sequence, None)
     adapter = _restartable(as_steppable(model))
     n_all, t_max = inputs.n, inputs.t_max
     exits = _Exits(n_all, t_max, inputs.device)
@@ -428,7 +344,7 @@ def cumulative_outputs(
     The offline counterpart of :func:`run_anytime` for any adapter (e.g. to calibrate Top-K
     β on a calibration set); inputs as there. ``chunk`` steps per call (default: all at once).
     """
-    inputs = _Inputs(x, t_max, sequence, num_samples)
+    inputs = Inputs(x, t_max, sequence, num_samples)
     adapter = as_steppable(model)
     t_max = inputs.t_max
     chunk = t_max if chunk is None else checks.integer("chunk", chunk, low=1)
@@ -437,7 +353,7 @@ def cumulative_outputs(
     outs = []
     for t0 in range(0, t_max, chunk):
         k = min(chunk, t_max - t0)
-        o = _call(adapter, inputs, t0, k, live, True)
+        o = call_steps(adapter, inputs, t0, k, live, True)
         _check_outputs(o, k, inputs.n)
         outs.append(o)
     return torch.cat(outs).float().cumsum(0)  # [T, N, K], as snnlib.evaluate stores it

@@ -95,7 +95,8 @@ class TEBN(SpikingModule):
         else:
             prev = state.get(self)
             t0 = (self.init_state(x) if prev is None else prev).t  # [B]
-            self._check_steps(int(t0.min()) + 1, int(t0.max()) + steps)  # one device sync
+            lo, hi = torch.stack(torch.aminmax(t0)).tolist()  # one device sync
+            self._check_steps(lo + 1, hi + steps)
             state.set(self, TEBNState(t0 + steps))
             t = t0 + torch.arange(steps, device=t0.device).unsqueeze(1)  # [steps, B]
             scale = self.p[t].view(*t.shape, *([1] * (x.dim() - 2)))  # each sample's p_t
