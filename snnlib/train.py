@@ -193,11 +193,7 @@ def fit(
     """Train for ``epochs`` (resuming from ``checkpoint``, which must belong to config
     ``digest``); leave the best-validation weights in ``model``; return the per-epoch history."""
     rank, world = distributed()
-    net = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    net = _distributed_wrapper(model, device) if world > 1 else model
     scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
     history: list[dict] = []
     best = {"val_acc": -1.0, "epoch": 0, "model": None}
@@ -222,14 +218,7 @@ def fit(
         }
         history.append(row)
         if val_acc > best["val_acc"]:
-            best = {
-                "val_acc": val_acc,
-                "epoch": epoch + 1,
-                "model": {  # a layer's extra state (LIF parameters) is a fresh dict
-                    k: v.detach().clone() if isinstance(v, torch.Tensor) else v
-                    for k, v in model.state_dict().items()
-                },
-            }
+            best = {"val_acc": val_acc, "epoch": epoch + 1, "model": _snapshot(model)}
         log(
             " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
         )
@@ -239,6 +228,20 @@ def fit(
     if best["model"] is not None:
         model.load_state_dict(best["model"])
     return history
+
+
+def _distributed_wrapper(model: nn.Module, device: torch.device) -> nn.Module:
+    """DDP around ``model`` (the unwrapped module is what gets evaluated and saved)."""
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _snapshot(model: nn.Module) -> dict:
+    """A copy of the weights that later training steps do not change."""
+    return {  # a layer's extra state (LIF parameters) is a fresh dict
+        k: v.detach().clone() if isinstance(v, torch.Tensor) else v
+        for k, v in model.state_dict().items()
+    }
 
 
 def _training_state(model, optimizer, scheduler, **state) -> dict:

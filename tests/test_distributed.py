@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from snnlib.data.batching import TensorBatches
-from snnlib.records import load_run
+from snnlib.records import finished_runs, load_run
 
 
 def test_ranks_get_the_same_number_of_batches():
@@ -38,6 +38,7 @@ def test_torchrun_two_cpu_ranks_write_one_record(tmp_path):
         "progress": False,
         "device": "cpu",
         "out_dir": str(tmp_path),
+        "profile": "ddp",
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -53,7 +54,7 @@ def test_torchrun_two_cpu_ranks_write_one_record(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("[done]") == 1  # only rank 0 reports
     assert done.stdout.count("epoch=1 ") == 1
-    (run_dir,) = (tmp_path / "quick" / "runs").iterdir()
+    (run_dir,) = finished_runs(tmp_path / "ddp")
     record = load_run(run_dir)
     assert record["history"]["epoch"].tolist() == [1, 2]
     assert (run_dir / "model.pt").is_file()
