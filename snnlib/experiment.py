@@ -56,8 +56,7 @@ def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = F
     rank, world = distributed()
     log = log if rank == 0 else _quiet  # under torchrun only rank 0 reports and writes
     fingerprint = data_fingerprint(config)  # refuses missing data, or an incomplete copy
-    if records.is_current(run_dir, fingerprint) and not force:
-        log(f"[skip] {run_dir} is finished (force=True reruns it)")
+    if _skip(run_dir, fingerprint, force, log):
         return run_dir
     started = time.time()
     device = select_device(config.device)
@@ -65,10 +64,13 @@ def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = F
     splits = load_splits(config, rank, world)
     if rank != 0:
         barrier(world)  # rank 0 holds the run's lock and has set up its staging folder
-        train_network(config, splits, device, records.staging_dir(run_dir), log)
+        if not _skip(run_dir, fingerprint, force, log):
+            train_network(config, splits, device, records.staging_dir(run_dir), log)
         return run_dir
     with records.open_run(run_dir, wait=wait) as stage:
         barrier(world)
+        if _skip(run_dir, fingerprint, force, log):  # finished by the process we waited for
+            return run_dir
         write_json(stage / "config.json", config.to_dict())
         model, history = train_network(config, splits, device, stage, log)
         snn, arrays = evaluate_network(config, model, splits, device, log)
@@ -76,6 +78,13 @@ def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = F
         summary = write_record(stage, config, snn, arrays, history, info)
     log(f"[done] {run_dir}: accuracy at T={config.T}: {summary['accuracy_tmax']:.4f}")
     return run_dir
+
+
+def _skip(run_dir: Path, fingerprint: dict, force: bool, log) -> bool:
+    if records.is_current(run_dir, fingerprint) and not force:
+        log(f"[skip] {run_dir} is finished (force=True reruns it)")
+        return True
+    return False
 
 
 def train_network(

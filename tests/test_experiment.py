@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import threading
 from functools import partial
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from snnlib import experiment, train
+from snnlib import experiment, records, train
 from snnlib.config import Config, ConfigError
 from snnlib.data.batching import TensorBatches, batches_for
 from snnlib.evaluate import collect_outputs, summarise
@@ -133,6 +134,28 @@ def test_a_failed_rerun_leaves_the_finished_record_as_it_was(tmp_path, monkeypat
         with pytest.raises(RunLocked, match=r"PID \d+"):
             experiment.run(config, force=True, log=lambda *_: None)
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+def test_a_run_that_waited_for_the_lock_skips_what_the_holder_finished(tmp_path, monkeypatch):
+    config = tiny(tmp_path, eval_limit=100)
+    run_dir = experiment.run(config, log=lambda *_: None)
+    finished = run_dir.rename(tmp_path / "finished elsewhere")
+    reached_lock = threading.Event()
+    real_open_run = records.open_run
+
+    def signalling_open_run(*args, **kwargs):
+        reached_lock.set()  # past the first skip check, which saw no record
+        return real_open_run(*args, **kwargs)
+
+    monkeypatch.setattr(records, "open_run", signalling_open_run)
+    messages: list[str] = []
+    waiter = threading.Thread(target=lambda: experiment.run(config, log=messages.append, wait=True))
+    with open_run(run_dir):  # the other process, which finishes the record while it holds it
+        waiter.start()
+        assert reached_lock.wait(timeout=60)
+        finished.rename(run_dir)
+    waiter.join(timeout=60)
+    assert not waiter.is_alive() and any("[skip]" in m for m in messages)
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
