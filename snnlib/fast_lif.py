@@ -29,7 +29,7 @@ input gradient it is about to write, so it needs no buffer of its own. The refer
 ``z_t``, ``u_t`` and ``1 − s_t`` per step for a hard reset (``z_t`` for a soft one).
 
 Backends: ``"cpp"`` (float32, CPU: ``csrc/lif_kernel.cpp``, compiled on first use with the
-system C++ compiler into ``$SNNLIB_CACHE`` or ``~/.cache/snnlib`` in 2-7 s, no torch
+system C++ compiler into ``$SNNLIB_CACHE`` or ``~/.cache/snnlib`` (seconds), no torch
 headers, no ninja, OpenMP through torch's own libgomp); ``"torch"`` (any device and float
 dtype: a custom autograd function that still loops over ``T`` but saves the same compact
 state); ``"auto"`` picks ``"cpp"`` when it applies and has built, else ``"torch"``, warning
@@ -62,7 +62,7 @@ from snnlib.dynamics import LIFParams, StepOut, check_time_first, lif_multistep
 
 BACKENDS = ("auto", "cpp", "torch")
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lif_kernel.cpp"
-# -march=native: AVX2/AVX-512 where present (2-4x over SSE2 here; the kernel is compiled on the
+# -march=native: AVX2/AVX-512 where present (faster than SSE2; the kernel is compiled on the
 # machine that runs it, and the CPU is part of the cache key). -ffp-contract=off: no fused
 # multiply-add, so every rounding matches the PyTorch ops. -fno-trapping-math only lets the
 # compiler vectorise the selects; no value changes.

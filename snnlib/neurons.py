@@ -1,23 +1,24 @@
-"""LIF / IF spiking neurons: the module, its typed state, and the collector of auxiliary values.
+"""LIF / IF spiking neurons: the module and its typed state.
 
 The dynamics and their pure step functions live in :mod:`snnlib.dynamics` (method-spec 1.2);
 :class:`LIF` is the thin module around them. Time comes first: a multi-step call takes
 ``[T, B, ...]``. Every call without a state starts from ``v_init``; streaming one step at a
 time goes through an explicit :class:`~snnlib.state.RunState`, in which the layer keeps a
 :class:`LIFState`. Auxiliary values (spikes, membranes) leave the layer through an explicit
-:class:`Collector` passed to ``forward``, never through hooks or globals.
-"""
+:class:`~snnlib.collector.Collector` passed to ``forward``, never through hooks or globals.
+The names a network definition needs (``Collector``, ``RunState``, ``SpikingModule``,
+``LIFParams``, ``lif_multistep``, ...) can be imported from here."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from snnlib import checks
+from snnlib.collector import Collector, LayerRecord
 from snnlib.dynamics import (
     RESET_MODES,
     ZIF,
@@ -48,40 +49,6 @@ __all__ = [
 ]
 
 LIF_BACKENDS = ("auto", "cpp", "torch", "reference")  # see snnlib.fast_lif
-
-
-@dataclass
-class LayerRecord:
-    """What one layer reported during a forward call (``[T, B, ...]`` tensors)."""
-
-    layer: nn.Module
-    spikes: Tensor | None = None  # 0/1 spikes of a spiking layer
-    membrane: Tensor | None = None  # post-reset membrane of a spiking layer
-    threshold: Tensor | None = None
-    preactivation: Tensor | None = None  # input of a QCFS activation (ANN regulariser)
-
-
-@dataclass
-class Collector:
-    """An explicit sink for auxiliary per-layer values, passed into ``forward``.
-
-    ``detach=True`` keeps only values (evaluation: spike counts); the default keeps the
-    autograd graph so a regulariser can backpropagate through them.
-    """
-
-    detach: bool = False
-    records: list[LayerRecord] = field(default_factory=list)
-
-    def add(self, record: LayerRecord) -> None:
-        if self.detach:
-            for name in ("spikes", "membrane", "threshold", "preactivation"):
-                value = getattr(record, name)
-                if value is not None:
-                    setattr(record, name, value.detach())
-        self.records.append(record)
-
-    def clear(self) -> None:
-        self.records.clear()
 
 
 class LIFState(NamedTuple):

@@ -14,13 +14,12 @@ samples or refills their places (:mod:`snnlib.anytime`) treats every layer the s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from snnlib.neurons import Collector
+from snnlib.collector import Collector
 
 
 class LayerState(Protocol):
