@@ -1,5 +1,7 @@
 """QCFS activation and ANN -> SNN conversion."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -107,3 +109,24 @@ def test_converted_snn_agrees_more_with_ann_as_T_grows():
     with torch.no_grad():
         steps = torch.cat([snn(xt.unsqueeze(0), state) for _ in range(32)]).cumsum(0)
     assert torch.equal(steps, cum)
+
+
+def test_converted_network_reloads_exactly_after_lambda_moved():
+    # load_snn's path: convert the untrained definition, then load the trained SNN's state
+    # dict. The IF neurons' v_init = λ/2 must follow the trained λ, not the initial one.
+    torch.manual_seed(2)
+    ann = small_qcfs_net(levels=4).eval()
+    trained = copy.deepcopy(ann)
+    with torch.no_grad():
+        for m in trained.modules():
+            if isinstance(m, QCFS):
+                m.lam.mul_(0.7)
+    snn, _ = convert(trained)
+    rebuilt, _ = convert(ann)
+    rebuilt.load_state_dict(snn.state_dict())
+    assert [m.params for m in rebuilt.modules() if isinstance(m, LIF)] == [
+        m.params for m in snn.modules() if isinstance(m, LIF)
+    ]
+    x = torch.randn(8, 16, 10).mul(3)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), snn(x))
