@@ -25,15 +25,15 @@ from snnlib.neurons import LIF, Collector
 Forward = Callable[[nn.Module, Tensor, Collector | None], Tensor]
 
 
-def fanouts(model: nn.Module) -> dict[int, float]:
-    """Approximate outgoing synapses per neuron of every LIF layer (keyed by ``id``).
+def fanouts(model: nn.Module) -> dict[nn.Module, float]:
+    """Approximate outgoing synapses per neuron of every LIF layer (keyed by the layer).
 
     The first Conv/Linear registered after a LIF layer is taken as the layer it feeds (true
     for sequential stacks; in residual blocks a shortcut convolution is not counted). A
     convolution contributes ``out_channels · kh · kw / (stride_h · stride_w · groups)``; a
     Linear layer ``out_features``.
     """
-    out: dict[int, float] = {}
+    out: dict[nn.Module, float] = {}
     pending: list[LIF] = []
     for m in model.modules():
         if isinstance(m, LIF):
@@ -45,7 +45,7 @@ def fanouts(model: nn.Module) -> dict[int, float]:
                 f = m.out_channels * float(np.prod(m.kernel_size))
                 f /= float(np.prod(m.stride)) * m.groups
             for lif in pending:
-                out[id(lif)] = f
+                out[lif] = f
             pending = []
     return out
 
@@ -73,7 +73,7 @@ def collect_outputs(
                 continue
             count = rec.spikes.flatten(2).sum((0, 2))  # [B]
             s += count
-            ops += count * fan.get(id(rec.layer), 0.0)
+            ops += count * fan.get(rec.layer, 0.0)
         spikes.append(s.cpu())
         synops.append(ops.cpu())
     return {
