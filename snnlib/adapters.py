@@ -9,7 +9,9 @@ The engine needs three things from a network, the :class:`Steppable` protocol::
 ``o_t`` is the output of step ``t`` alone, not the running sum; the engine accumulates
 ``Y(t) = Σ_{τ≤t} o_τ``. An adapter may also offer ``steps(x) -> [k, n, K]`` on a time-first
 chunk ``[k, n, ...]`` (one multi-step call continuing the state); :class:`StepAdapter`
-provides a loop over ``step`` for the others.
+provides a loop over ``step`` for the others. Stream mode
+(:func:`snnlib.anytime.stream_anytime`) also needs ``restart(rows)``: the samples at those
+batch positions start afresh, so that waiting samples can take exited ones' places.
 
 Removing samples must not change the numbers of the samples that stay, so every module has
 to be in eval mode (BatchNorm with running statistics, no dropout); the adapters of
