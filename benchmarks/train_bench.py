@@ -292,7 +292,7 @@ def lif_backend(model: nn.Module) -> dict:
     return {"module_backends": backends, "cpp_kernel": cpp and set(backends) <= {"auto", "cpp"}}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_threads = sorted({torch.get_num_threads(), 1}, reverse=True)
     parser.add_argument(
@@ -306,7 +306,83 @@ def main() -> None:
         action="store_true",
         help="leave glibc malloc as it is (default: keep freed memory, see the docstring)",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def print_equality(equal: dict) -> None:
+    for mode, e in equal.items():
+        print(
+            f"  {mode}: outputs max |diff| {e['outputs_max_abs_diff']:.3g} "
+            f"(max |output| {e['outputs_max_abs']:.3g}), argmax equal "
+            f"{e['argmax_equal_fraction']:.4f}, spikes differing per layer "
+            f"{e['spikes_differing_per_layer']} of {e['spikes_per_layer']}"
+        )
+    print(
+        f"  train: gradients max |diff| {equal['train']['grad_max_abs_diff']:.3g} "
+        f"(max |grad| {equal['train']['grad_max_abs']:.3g})"
+    )
+
+
+def time_at(threads: int, steps: dict, models: dict, args: argparse.Namespace) -> dict:
+    """One results row: every step timed round-robin with ``threads`` torch threads, then
+    profiled once."""
+    torch.set_num_threads(threads)
+    print(f"[{threads} thread(s)] {args.warmup} warm-up + {args.repeats} rounds")
+    times, cpu = time_round_robin(steps, args.repeats, args.warmup)
+    row = {"threads": threads, **summarise(times), "rounds_ms": times, "rounds_cpu_ms": cpu}
+    row["target_met"] = {
+        name: ratio >= TARGET
+        for name, ratio in row["speedup_vs_spikingjelly"].items()
+        if name != BASELINE
+    }
+    row["profile"] = {name: profile_step(models[name], step) for name, step in steps.items()}
+    row["load_average_after"] = list(os.getloadavg())
+    for name, t in row["time"].items():
+        prof = row["profile"][name]
+        by_kind = {k: round(sum(v.values())) for k, v in prof["by_layer_kind"].items()}
+        print(
+            f"  {name:16s} {t['median_ms']:7.1f} ms, "
+            f"{row['speedup_vs_spikingjelly'][name]:.2f}x vs SpikingJelly "
+            f"(per round {row['speedup_vs_spikingjelly_per_round_median'][name]:.2f}x); "
+            f"profiled ms: {by_kind}, optimizer {prof['optimizer_step_ms']:.0f}, "
+            f"other {prof['other_ms']:.0f}"
+        )
+    return row
+
+
+def setup_block(config: Config, x: torch.Tensor, sj: nn.Module) -> dict:
+    """The ``setup`` block of the JSON: what was timed."""
+    return {
+        "config": {
+            k: getattr(config, k)
+            for k in (*QUICK_TET, "batch_size", "lr", "momentum", "weight_decay", "decay")
+        },
+        "tet": {"lamb": config.tet_lamb, "phi": config.tet_phi},
+        "rcs_alpha": RCS_ALPHA,
+        "batch": "first batch of epoch 0 of batches_for(config, 'train', shuffle=True)",
+        "input_shape_data_layer": list(x.shape),
+        "spikingjelly_network": repr(sj),
+        "surrogate": (
+            "snnlib ZIF max(0, γ−|x|)/γ² (γ=1) vs SpikingJelly PiecewiseQuadratic(alpha=1) "
+            "max(0, α−α²|x|): the same function; SpikingJelly fires at u >= θ, snnlib at u > θ"
+        ),
+    }
+
+
+def method_block(args: argparse.Namespace) -> dict:
+    """The ``method`` block of the JSON: how it was timed."""
+    return {
+        "step": "zero_grad + forward (SJ: after reset_net) + loss + backward + SGD step",
+        "time": "interleaved rounds in one process; median; ratios = SpikingJelly / other",
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+        "target": f"snnlib >= {TARGET}x faster than the SpikingJelly-built network",
+        "profile": " ".join(profile_step.__doc__.split()),
+    }
+
+
+def main() -> None:
+    args = parse_args()
     allocator = keep_freed_memory(not args.glibc_defaults)
     machine = environment()  # before the thread count changes
     load_before = os.getloadavg()
@@ -327,17 +403,7 @@ def main() -> None:
         return sj(time_first(x))
 
     equal = equality(ours, sj, partial(forward, ours), run_sj, x, y, tet)
-    for mode, e in equal.items():
-        print(
-            f"  {mode}: outputs max |diff| {e['outputs_max_abs_diff']:.3g} "
-            f"(max |output| {e['outputs_max_abs']:.3g}), argmax equal "
-            f"{e['argmax_equal_fraction']:.4f}, spikes differing per layer "
-            f"{e['spikes_differing_per_layer']} of {e['spikes_per_layer']}"
-        )
-    print(
-        f"  train: gradients max |diff| {equal['train']['grad_max_abs_diff']:.3g} "
-        f"(max |grad| {equal['train']['grad_max_abs']:.3g})"
-    )
+    print_equality(equal)
     rcs_config = config.replace(alpha=RCS_ALPHA)
     no_log, rcs = copy.deepcopy(ours), copy.deepcopy(ours)
     objective = make_objective(config, forward)
@@ -349,32 +415,7 @@ def main() -> None:
         "snnlib_rcs": training_step(rcs, lambda: rcs_objective(rcs, x, y)[0], rcs_config),
         BASELINE: training_step(sj, lambda: tet(run_sj(x), y), config),
     }
-
-    results = []
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        print(f"[{threads} thread(s)] {args.warmup} warm-up + {args.repeats} rounds")
-        times, cpu = time_round_robin(steps, args.repeats, args.warmup)
-        row = {"threads": threads, **summarise(times), "rounds_ms": times, "rounds_cpu_ms": cpu}
-        row["target_met"] = {
-            name: ratio >= TARGET
-            for name, ratio in row["speedup_vs_spikingjelly"].items()
-            if name != BASELINE
-        }
-        row["profile"] = {name: profile_step(models[name], step) for name, step in steps.items()}
-        row["load_average_after"] = list(os.getloadavg())
-        for name, t in row["time"].items():
-            prof = row["profile"][name]
-            by_kind = {k: round(sum(v.values())) for k, v in prof["by_layer_kind"].items()}
-            print(
-                f"  {name:16s} {t['median_ms']:7.1f} ms, "
-                f"{row['speedup_vs_spikingjelly'][name]:.2f}x vs SpikingJelly "
-                f"(per round {row['speedup_vs_spikingjelly_per_round_median'][name]:.2f}x); "
-                f"profiled ms: {by_kind}, optimizer {prof['optimizer_step_ms']:.0f}, "
-                f"other {prof['other_ms']:.0f}"
-            )
-        results.append(row)
-
+    results = [time_at(threads, steps, models, args) for threads in args.threads]
     env = {
         **machine,
         "spikingjelly": version("spikingjelly"),
@@ -387,29 +428,8 @@ def main() -> None:
     }
     payload = {
         "environment": env,
-        "setup": {
-            "config": {
-                k: getattr(config, k)
-                for k in (*QUICK_TET, "batch_size", "lr", "momentum", "weight_decay", "decay")
-            },
-            "tet": {"lamb": config.tet_lamb, "phi": config.tet_phi},
-            "rcs_alpha": RCS_ALPHA,
-            "batch": "first batch of epoch 0 of batches_for(config, 'train', shuffle=True)",
-            "input_shape_data_layer": list(x.shape),
-            "spikingjelly_network": repr(sj),
-            "surrogate": (
-                "snnlib ZIF max(0, γ−|x|)/γ² (γ=1) vs SpikingJelly PiecewiseQuadratic(alpha=1) "
-                "max(0, α−α²|x|): the same function; SpikingJelly fires at u >= θ, snnlib at u > θ"
-            ),
-        },
-        "method": {
-            "step": "zero_grad + forward (SJ: after reset_net) + loss + backward + SGD step",
-            "time": "interleaved rounds in one process; median; ratios = SpikingJelly / other",
-            "warmup": args.warmup,
-            "repeats": args.repeats,
-            "target": f"snnlib >= {TARGET}x faster than the SpikingJelly-built network",
-            "profile": " ".join(profile_step.__doc__.split()),
-        },
+        "setup": setup_block(config, x, sj),
+        "method": method_block(args),
         "equality": equal,
         "results": results,
     }
