@@ -87,6 +87,8 @@ def test_registry_describes_every_dataset():
             assert meta.sensor_size is None
         # only the emulated dataset may call itself emulated, and its name must say so
         assert meta.emulated == (name == "mnist5k-dvs")
+    assert set(data.LOADERS) == set(data.DATASETS)  # every described dataset has a loader
+    assert {n for n in data.DATASETS if data.info(n).embedded} == {"mnist5k", "mnist5k-dvs"}
     assert data.info("ncaltech101").input_shape == (2, 180, 240)
     assert data.info("dvs128-gesture").default_T == 16
     assert data.info("cifar100").num_classes == 100
