@@ -79,12 +79,8 @@ class Config:
     partial: bool = False  # accept a copy of the dataset with missing classes or files
 
     def __post_init__(self) -> None:
-        if isinstance(self.epsilons, list):  # a list from Python code: store the tuple
-            object.__setattr__(self, "epsilons", tuple(self.epsilons))
-        for f in fields(self):  # an int given for a float field: the float from_dict gives
-            value = getattr(self, f.name)
-            if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, f.name, float(value))
+        for f in fields(self):  # stored as from_dict stores them, so the digest is the same
+            object.__setattr__(self, f.name, _as_declared(f.type, getattr(self, f.name)))
         problems = self.problems()
         if problems:
             raise ConfigError(problems)
@@ -215,6 +211,19 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "progress": checks.boolean,
     "partial": checks.boolean,
 }
+
+
+def _as_declared(kind: str, value: Any) -> Any:
+    """An int given for a float as that float, a list of epsilons as a tuple of floats."""
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if kind == "float" and is_int(value):
+        return float(value)
+    if kind == "tuple[float, ...]" and isinstance(value, (list, tuple)):
+        return tuple(float(v) if is_int(v) else v for v in value)
+    return value
 
 
 def _fit_problems(config: Config) -> list[str]:

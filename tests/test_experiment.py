@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import threading
+from dataclasses import fields
 from functools import partial
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from snnlib import config as config_module
 from snnlib import experiment, records, train
 from snnlib.config import Config, ConfigError
 from snnlib.data.batching import TensorBatches, batches_for
@@ -299,7 +301,13 @@ def test_partial_leaves_existing_digests_alone():
 
 
 def test_int_for_a_float_field_gives_the_same_config():
-    assert Config(alpha=0, lr=1).digest() == Config.from_dict({"alpha": 0.0, "lr": 1.0}).digest()
+    direct = Config(alpha=0, lr=1, epsilons=[0, 0.05])
+    assert direct == Config.from_dict({"alpha": 0.0, "lr": 1.0, "epsilons": [0.0, 0.05]})
+    assert direct.digest() == Config(alpha=0.0, lr=1.0, epsilons=(0.0, 0.05)).digest()
+
+
+def test_every_field_has_a_check():
+    assert set(config_module._FIELD_CHECKS) == {f.name for f in fields(Config)}
 
 
 def test_several_problems_are_listed_together():
