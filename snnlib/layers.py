@@ -93,8 +93,7 @@ class TEBN(SpikingModule):
             self._check_steps(1, steps)
             scale = self.p[:steps].view(steps, *([1] * (x.dim() - 1)))
         else:
-            prev = state.get(self)
-            t0 = (self.init_state(x) if prev is None else prev).t  # [B]
+            t0 = state.current(self, x).t  # [B]
             lo, hi = torch.stack(torch.aminmax(t0)).tolist()  # one device sync
             self._check_steps(lo + 1, hi + steps)
             state.set(self, TEBNState(t0 + steps))

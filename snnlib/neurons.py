@@ -111,10 +111,7 @@ class LIF(SpikingModule):
     def forward(
         self, x: Tensor, state: RunState | None = None, collector: Collector | None = None
     ) -> Tensor:
-        prev = None
-        if state is not None:
-            prev = state.get(self)
-            prev = self.init_state(x) if prev is None else prev
+        prev = None if state is None else state.current(self, x)
         keep = collector is not None  # else only the final membrane, for the state
         spikes, membrane = self._run(x, None if prev is None else prev.v, keep, state is not None)
         if state is not None:  # a collector's record must not be updated in place later

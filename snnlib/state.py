@@ -50,6 +50,11 @@ class RunState:
     def get(self, layer: nn.Module) -> LayerState | None:
         return self._layers.get(layer)
 
+    def current(self, layer: nn.Module, x: Tensor) -> LayerState:
+        """``layer``'s stored state, or on its first call its fresh ``layer.init_state(x)``."""
+        value = self._layers.get(layer)
+        return layer.init_state(x) if value is None else value
+
     def set(self, layer: nn.Module, value: LayerState) -> None:
         self._layers[layer] = value
 
