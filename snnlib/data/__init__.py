@@ -70,10 +70,12 @@ from snnlib.data.splits import load_split_file
 
 __all__ = [
     "DATASETS",
+    "LOADERS",
     "SPLITS",
     "CorruptSampleError",
     "DatasetInfo",
     "DatasetNotFoundError",
+    "Request",
     "as_tensors",
     "default_cache_dir",
     "default_root",
