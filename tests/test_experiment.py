@@ -16,6 +16,7 @@ from snnlib import config as config_module
 from snnlib import experiment, records, train
 from snnlib.config import Config, ConfigError
 from snnlib.data.batching import TensorBatches, batches_for
+from snnlib.data.errors import DatasetNotFoundError
 from snnlib.evaluate import collect_outputs, summarise
 from snnlib.network import network_forward
 from snnlib.records import (
@@ -136,6 +137,19 @@ def test_a_failed_rerun_leaves_the_finished_record_as_it_was(tmp_path, monkeypat
         with pytest.raises(RunLocked, match=r"PID \d+"):
             experiment.run(config, force=True, log=lambda *_: None)
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+def test_missing_data_is_refused_before_anything_is_written(tmp_path):
+    config = Config(
+        dataset="nmnist",
+        method="tet",
+        arch="dvs-cnn",
+        data_root=str(tmp_path / "no data here"),
+        out_dir=str(tmp_path / "out"),
+    )
+    with pytest.raises(DatasetNotFoundError, match="nmnist: dataset not found"):
+        experiment.run(config, log=lambda *_: None)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_run_that_waited_for_the_lock_skips_what_the_holder_finished(tmp_path, monkeypatch):
