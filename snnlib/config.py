@@ -33,11 +33,16 @@ NON_IDENTITY = ("device", "out_dir", "profile", "data_root", "workers", "progres
 
 
 class ConfigError(ValueError):
-    """A config with one or more problems; the message lists each of them (``.problems``)."""
+    """A config with one or more problems (``.problems``).
+
+    Given a list, the message lists each problem and the allowed keys; given one message
+    (e.g. about a YAML file or a notebook's parameters), it is that message.
+    """
 
     def __init__(self, problems: list[str] | str):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__(_message(self.problems))
+        single = isinstance(problems, str)
+        self.problems = [problems] if single else list(problems)
+        super().__init__(problems if single else _message(self.problems))
 
 
 @dataclass(frozen=True)
