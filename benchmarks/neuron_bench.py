@@ -5,7 +5,7 @@
 Writes ``results/bench/neurons.json``. Every neuron runs the same dynamics (LIF, decay 0.5,
 threshold 1, hard reset to 0) on the same ``[T, N]`` input on CPU:
 
-* ``snnlib_reference``: :class:`snnlib.neurons.LIF` with ``backend="reference"`` (the spec loop);
+* ``snnlib_reference``: :class:`snnlib.neurons.LIF` with ``backend="reference"`` (the loop);
 * ``snnlib_fast``: the same module with the fused kernel (:mod:`snnlib.fast_lif`);
 * ``spikingjelly_torch``: ``LIFNode(tau=2, decay_input=False, v_reset=0, step_mode="m")``, whose
   only CPU backend is its torch loop;

@@ -3,7 +3,7 @@
 The offline evaluation (:mod:`snnlib.evaluate`, :func:`snnlib.cutoff.exit_steps`) runs all
 ``T_max`` steps for every sample and picks the exit afterwards, so no time is saved. The
 engine here runs a batch one timestep at a time, accumulates ``Y(t) = Σ_{τ≤t} o_τ``, asks
-``rule.stop(Y(t), t)`` after every step (method-spec 1.7), and removes the samples that
+``rule.stop(Y(t), t)`` after every step (docs/method.md §1.7.2), and removes the samples that
 stopped from the batch *and from every layer's state*, so each later step costs less::
 
     τ(n) = min{ t : rule.stop(Y(t), t)[n] }, else T_max       prediction: argmax_k Y_k(τ(n), n)

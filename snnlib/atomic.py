@@ -27,9 +27,10 @@ def atomic_write(path: Path | str, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         if err.errno == errno.ENOSPC:
             raise OSError(
-                err.errno, f"no space left on the device holding {path.parent} while writing "
+                err.errno,
+                f"no space left on the device holding {path.parent} while writing "
                 f"{path.name} ({len(data):,} bytes); free some space and rerun (finished "
-                "records are untouched)"
+                "records are untouched)",
             ) from err
         raise
     except BaseException:

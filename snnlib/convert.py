@@ -1,4 +1,4 @@
-"""ANN -> SNN conversion: every QCFS activation becomes an IF neuron (method-spec 1.3).
+"""ANN -> SNN conversion: every QCFS activation becomes an IF neuron (docs/method.md §1.3).
 
 Each :class:`~snnlib.qcfs.QCFS` with learned clip ``λ`` is replaced by a
 :class:`~snnlib.neurons.LIF` with ``decay=1`` (IF), ``threshold=λ``, soft reset,

@@ -1,4 +1,4 @@
-"""Stopping rules for anytime SNN inference, and the Top-K gap cutoff (method-spec 1.7).
+"""Stopping rules for anytime SNN inference, and the Top-K gap cutoff (docs/method.md §1.7).
 
 A *stopping rule* looks at the cumulative output ``Y(t)`` of a batch after step ``t`` and says
 which samples may stop. Every rule here is a small frozen dataclass with two methods::
@@ -10,7 +10,7 @@ The anytime engine calls ``stop`` on a live batch after each step; :func:`exit_s
 same ``stop`` on stored outputs ``[T, N, K]``, so the offline evaluation and the engine share
 one implementation. The exit of sample ``n`` is the first ``t`` whose ``stop`` is true, else
 ``T``. Rules: :class:`TopK` (the paper), :class:`FixedT`, :class:`Confidence` (SEENN-I,
-Dynamic Confidence), :class:`Entropy` (DT-SNN). The oracle (OCT, method-spec 1.6) needs labels
+Dynamic Confidence), :class:`Entropy` (DT-SNN). The oracle (OCT, docs/method.md §1.6) needs labels
 and the future, so it is offline only: :func:`oracle_exit`.
 
 Sweeps (:func:`sweep`, :func:`epsilon_sweep`) give one row per parameter with the columns of
@@ -89,7 +89,7 @@ def check_bins(bins) -> int:
 # ----------------------------------------------------------------------------- rules
 @dataclass(frozen=True)
 class TopK:
-    """Top-K gap cutoff (method-spec 1.7): stop at ``t`` when ``Y_gap(t, n) > β_t``.
+    """Top-K gap cutoff (docs/method.md §1.7): stop at ``t`` when ``Y_gap(t, n) > β_t``.
 
     ``Y_gap(t, n) = Top1(Y(t, n)) − Top2(Y(t, n))`` on the raw cumulative outputs (no softmax,
     no division by ``t``), computed in the outputs' dtype; the comparison with ``β_t`` is in
@@ -125,7 +125,7 @@ class TopK:
 
 @dataclass(frozen=True)
 class FixedT:
-    """Fixed window: every sample stops at step ``t`` (the conventional SNN, method-spec 1.8)."""
+    """Fixed window: every sample stops at step ``t`` (the usual SNN; docs/method.md §1.8)."""
 
     t: int
 
@@ -230,7 +230,7 @@ def oracle_exit(cum_outputs, labels) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- Top-K
 def topk_gap(cum_outputs) -> np.ndarray:
-    """``Y_gap(t, n) = Top1(Y(t, n)) − Top2(Y(t, n))`` as ``float64 [T, N]`` (method-spec 1.7)."""
+    """``Y_gap(t, n) = Top1(Y(t, n)) − Top2(Y(t, n))``, ``float64 [T, N]`` (docs/method.md §1.7)."""
     return _gap_and_pred(as_outputs(cum_outputs))[0].double().numpy()
 
 
@@ -250,7 +250,7 @@ def _confidence_rate(x: torch.Tensor, y: torch.Tensor, bins: int):
 
 
 def confidence_rate(cum_outputs, labels, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """The confidence-rate map ``C(t, β_m)`` and its grid (method-spec 1.7, steps 3-5).
+    """The confidence-rate map ``C(t, β_m)`` and its grid (docs/method.md §1.7.1, steps 3-5).
 
     With ``a(t, n) = 1[argmax Y(t, n) = y_n]`` and the suffix product
     ``S(t, n) = Π_{t' ≥ t} a(t', n)`` (correct from ``t`` to ``T``; ``= 1[OCT(n) ≤ t]`` for
@@ -287,7 +287,7 @@ def _warn_if_flat(grid: torch.Tensor) -> None:
 
 
 def calibrate_topk(cum_outputs, labels, epsilon: float, bins: int = 100) -> np.ndarray:
-    """Per-timestep thresholds ``β_t`` of the Top-K cutoff (method-spec 1.7, step 6).
+    """Per-timestep thresholds ``β_t`` of the Top-K cutoff (docs/method.md §1.7.1, step 6).
 
     ``β_t = β_{m*(t)}`` with ``m*(t) = min{ m : C(t, β_m) ≥ 1 − ε }``, where ``C`` is
     :func:`confidence_rate` with ``C(t, β_{M−1})`` forced to 1 (so ``m*`` always exists) and
@@ -400,6 +400,6 @@ def epsilon_sweep(
     epsilons=DEFAULT_EPSILONS,
     bins: int = 100,
 ) -> pd.DataFrame:
-    """Top-K ε sweep (method-spec 1.7, "Choice of ε"): :func:`sweep` with ``policy="topk"``."""
+    """Top-K ε sweep (docs/method.md §1.7.3): :func:`sweep` with ``policy="topk"``."""
     kw = {"calib_outputs": calib_outputs, "calib_labels": calib_labels, "bins": bins}
     return sweep("topk", test_outputs, test_labels, epsilons, **kw)

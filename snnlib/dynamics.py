@@ -1,6 +1,6 @@
 """LIF / IF dynamics: the physical parameters, the spike function and the pure step functions.
 
-Dynamics (method-spec 1.2), for a layer with input current ``I_t`` and threshold ``θ``::
+Dynamics (docs/method.md §1.2), for a layer with input current ``I_t`` and threshold ``θ``::
 
     u_t = decay · v_{t-1} + I_t          v_0 = v_init (absolute units)
     s_t = H(u_t − θ)                      H(x) = 1 if x > 0 else 0   (strict ">")

@@ -87,7 +87,7 @@ def collect_outputs(
 def with_spike_dropout(model: nn.Module, p: float) -> nn.Module:
     """A copy whose LIF outputs pass through ``Dropout(p)`` in train mode (BN stays in eval).
 
-    The paper's calibration setting (spec 1.7: "to mitigate overconfidence").
+    The paper's calibration setting (docs/method.md §1.7.1, step 1).
     """
     net = copy.deepcopy(model).eval()
     for parent in list(net.modules()):

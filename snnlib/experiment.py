@@ -144,7 +144,7 @@ def evaluate_network(
 
 def _calibration(config: Config, snn: nn.Module, splits: Splits):
     """``(network, batches)`` the Top-K cutoff is calibrated on: the held-out calib split, or
-    the paper's training data through spike dropout (spec 1.7)."""
+    the paper's training data through spike dropout (docs/method.md §1.7.1)."""
     if config.calibration == "train-dropout":
         dropout = with_spike_dropout(snn, config.calib_dropout)
         return dropout, batches_for(config, "train", False, False)

@@ -2,7 +2,7 @@
 
 :func:`lif_multistep_fast` computes exactly what :func:`snnlib.dynamics.lif_multistep` (the
 readable spec) computes, bit for bit, forward and backward, without a Python loop over ``T``
-on CPU and without keeping every intermediate for BPTT. Dynamics (method-spec 1.2)::
+on CPU and without keeping every intermediate for BPTT. Dynamics (docs/method.md §1.2)::
 
     u_t = a · v_{t-1} + I_t        z_t = u_t − θ        s_t = H(z_t)
     v_t = u_t · (1 − s_t)  (hard)   or   v_t = u_t − θ · s_t  (soft)

@@ -29,7 +29,7 @@ from snnlib.records import finished_runs, load_outputs, load_run, write_csv
 GROUP = ["dataset", "method", "arch", "T", "alpha"]
 PARTIAL = " (partial)"  # after the dataset's name in tables, for runs on a partial copy
 
-# The paper's headline claims (method-spec section 3: abstract, v4 and Frontiers).
+# The paper's headline claims (docs/method.md §3: abstract, v4 and Frontiers).
 CLAIMS = (
     ("cifar10", "fewer timesteps (T_max / avg) with Top-K", 1.76, 2.76),
     ("cifar10-dvs", "fewer timesteps (T_max / avg) with Top-K", 1.64, 1.95),
@@ -343,8 +343,8 @@ def make_all(
 
 
 def confidence_map(splits: dict[str, tuple], betas, epsilon: float, bins: int = 100) -> plt.Figure:
-    """The confidence rate C(t, β) (method-spec 1.7) of each split, one shared colour scale,
-    with the chosen per-timestep thresholds β_t drawn on top.
+    """The confidence rate C(t, β) (docs/method.md §1.7.1, step 5) of each split, one shared
+    colour scale, with the chosen per-timestep thresholds β_t drawn on top.
 
     ``splits`` maps a title to ``(cum_outputs [T, N, K], labels [N])``.
     """

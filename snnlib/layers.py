@@ -1,7 +1,7 @@
 """Time folding for stateless layers, a state-threading ``Sequential``, and TEBN.
 
 Stateless layers (Conv, Linear, pooling, BatchNorm) see time folded into the batch:
-``[T, B, ...] -> [T*B, ...]``, so BatchNorm statistics are shared over T·B (method-spec 1.1).
+``[T, B, ...] -> [T*B, ...]``, so BatchNorm statistics are shared over T·B (docs/method.md §1.1).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class TEBNState(NamedTuple):
 
 
 class TEBN(SpikingModule):
-    """Temporal effective batch normalisation (Duan et al. 2022; method-spec 1.4).
+    """Temporal effective batch normalisation (Duan et al. 2022; docs/method.md §1.4).
 
     BatchNorm with statistics shared over ``T·B`` (and space), followed by a learnable scale
     ``p_t`` per timestep (init 1)::

@@ -1,4 +1,4 @@
-"""Direct-training losses over per-timestep outputs ``o`` ``[T, B, K]`` (method-spec 1.4).
+"""Direct-training losses over per-timestep outputs ``o`` ``[T, B, K]`` (docs/method.md §1.4).
 
 * ``mean``: ``CE((1/T) Σ_t o_t, y)``.
 * ``tet`` (Deng et al., ICLR 2022): ``(1 − λ)·(1/T) Σ_t CE(o_t, y) + λ·MSE(o, φ)``, the MSE

@@ -1,4 +1,5 @@
-"""What each training method trains, converts and evaluates (spec 1.3-1.4), as one table.
+"""What each training method trains, converts and evaluates, as one table
+(docs/method.md §1.3-§1.4).
 
 * ``qcfs``: train the QCFS ANN with ``T = 1`` (cross-entropy, optional ANN-side RCS),
   convert it to an IF SNN and run that for ``T`` steps on the repeated input. On an event

@@ -2,7 +2,7 @@
 
 Every function takes cumulative outputs ``cum_outputs`` of shape ``[T, N, K]``: time first,
 ``Y(t) = Σ_{τ≤t} o_τ`` summed (not averaged) over the first ``t`` steps, ``t = 1..T``
-(method-spec 1.1). numpy arrays and torch tensors are both accepted and converted once at the
+(docs/method.md §1.1). numpy arrays and torch tensors are both accepted and converted once at the
 boundary; results are numpy (``float64`` accuracies, ``int64`` timesteps). Timesteps are
 1-based everywhere. Accuracies are fractions in ``[0, 1]``, not percentages.
 
@@ -151,7 +151,7 @@ def predictions(cum_outputs) -> np.ndarray:
 
 
 def accuracy_per_timestep(cum_outputs, labels) -> np.ndarray:
-    """Fixed-timestep accuracy curve (method-spec 1.8): ``acc(t) = (1/N) Σ_n a(t, n)``.
+    """Fixed-timestep accuracy curve (docs/method.md §1.8): ``acc(t) = (1/N) Σ_n a(t, n)``.
 
     This is the accuracy of an SNN stopped at ``t`` for every sample; ``float64 [T]``.
     """
@@ -162,7 +162,7 @@ def accuracy_per_timestep(cum_outputs, labels) -> np.ndarray:
 
 
 def oct(cum_outputs, labels) -> np.ndarray:
-    """Optimal Cutoff Timestep, the oracle exit (method-spec 1.6): ``int64 [N]``, 1-based.
+    """Optimal Cutoff Timestep, the oracle exit (docs/method.md §1.6): ``int64 [N]``, 1-based.
 
     ``g(n) = min{ t : argmax Y(t', n) = y_n  for every t' in [t, T] }``, and ``g(n) = T`` when
     the sample is wrong at ``T`` (as in the official code). It needs the label and the future,
@@ -181,7 +181,7 @@ def predict_at_exit(cum_outputs, exit_steps) -> np.ndarray:
 
 
 def evaluate_exits(cum_outputs, labels, exit_steps) -> tuple[float, float]:
-    """Accuracy at the exits and the average timestep ``(1/N) Σ_n τ(n)`` (method-spec 1.7)."""
+    """Accuracy at the exits and the average timestep ``(1/N) Σ_n τ(n)`` (docs/method.md §1.7.2)."""
     x = as_outputs(cum_outputs)
     y = as_labels(labels, x.shape[1], x.shape[2])
     steps = as_steps(exit_steps, x.shape[0], x.shape[1])
@@ -189,7 +189,7 @@ def evaluate_exits(cum_outputs, labels, exit_steps) -> tuple[float, float]:
 
 
 def average_timestep(exit_steps, t_max: int | None = None) -> float:
-    """Mean 1-based exit timestep ``(1/N) Σ_n τ(n)`` (method-spec 1.8).
+    """Mean 1-based exit timestep ``(1/N) Σ_n τ(n)`` (docs/method.md §1.8).
 
     Steps must be integers ``>= 1`` (and ``<= t_max`` when it is given).
     """
@@ -203,7 +203,7 @@ def average_timestep(exit_steps, t_max: int | None = None) -> float:
 def fewer_timesteps(t_max: int, avg_timestep: float) -> float:
     """The "× fewer timesteps" against the full window: ``T_max / avg_timestep``.
 
-    The paper's exact definition is unknown (method-spec 1.8, open question 4); this is one
+    The paper's exact definition is unknown (docs/method.md §1.8 and §6, question 4); this is one
     of the two readings, :func:`fewer_timesteps_matched` is the other.
     """
     return _positive(t_max, "t_max") / _positive(avg_timestep, "avg_timestep")

@@ -1,6 +1,6 @@
 """LIF / IF spiking neurons: the module and its typed state.
 
-The dynamics and their pure step functions live in :mod:`snnlib.dynamics` (method-spec 1.2);
+The dynamics and their pure step functions live in :mod:`snnlib.dynamics` (docs/method.md §1.2);
 :class:`LIF` is the thin module around them. Time comes first: a multi-step call takes
 ``[T, B, ...]``. Every call without a state starts from ``v_init``; streaming one step at a
 time goes through an explicit :class:`~snnlib.state.RunState`, in which the layer keeps a

@@ -1,6 +1,6 @@
 """QCFS: the quantisation-clip-floor-shift activation of the ANN side of conversion.
 
-Bu et al., ICLR 2022, as used by the official code (method-spec 1.3)::
+Bu et al., ICLR 2022, as used by the official code (docs/method.md §1.3)::
 
     φ(x) = λ · clip( floor( L · ReLU(x) / λ + 1/2 ) / L , 0 , 1 )
 

@@ -1,6 +1,6 @@
 """The RCS regulariser: make a layer's early responses look like its late ones.
 
-**SNN version** (method-spec 1.5), for spiking layer ``l`` and sample ``n``, with spikes
+**SNN version** (docs/method.md §1.5), for spiking layer ``l`` and sample ``n``, with spikes
 ``s_t`` and post-reset membrane ``v_t``::
 
     r_t     = s_t + ReLU(v_t / θ)

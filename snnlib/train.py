@@ -138,7 +138,7 @@ def train_one_epoch(
 def evaluate(
     model: nn.Module, batches, forward: Callable[[nn.Module, Tensor], Tensor], device: torch.device
 ) -> float:
-    """Accuracy of ``argmax mean_t o_t`` (how training-time accuracy is defined, spec 1.4)."""
+    """Accuracy of ``argmax mean_t o_t``, the training-time accuracy (docs/method.md §1.4)."""
     model.eval()
     correct = total = 0
     for x, y in batches.epoch():

@@ -1,4 +1,4 @@
-"""Tests for snnlib.cutoff: brute force from the spec's formulas (method-spec 1.7), hand values,
+"""Tests for snnlib.cutoff: brute force from the formulas of docs/method.md §1.7, hand values,
 properties of every stopping rule, and bad inputs."""
 
 import math

@@ -1,4 +1,4 @@
-"""Fast LIF (snnlib.fast_lif) against the reference spec, bit for bit, forward and backward."""
+"""Fast LIF (snnlib.fast_lif) against the reference loop, bit for bit, forward and backward."""
 
 import os
 import shutil

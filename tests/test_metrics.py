@@ -14,7 +14,7 @@ from snnlib import metrics
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
-# Cumulative outputs Y(t) for T=3, N=4, K=3, computed by hand (method-spec 1.6, 1.8):
+# Cumulative outputs Y(t) for T=3, N=4, K=3, computed by hand (docs/method.md §1.6, §1.8):
 #   sample 0 (y=0): preds 0, 0 (tie 3=3 -> lowest index), 0  -> correct 1,1,1 -> OCT 1
 #   sample 1 (y=1): preds 0, 1, 1                            -> correct 0,1,1 -> OCT 2
 #   sample 2 (y=2): preds 2, 1, 2                            -> correct 1,0,1 -> OCT 3

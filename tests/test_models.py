@@ -1,4 +1,4 @@
-"""Architectures: shapes, shape rules, spec sizes, ANN/SNN weight compatibility, streaming."""
+"""Architectures: shapes, shape rules, paper sizes, ANN/SNN weight compatibility, streaming."""
 
 import copy
 import functools
@@ -18,7 +18,7 @@ from snnlib.qcfs import QCFS
 SMALL = ("mnist-cnn", "mnist-mlp", "dvs-cnn")
 BIG = tuple(a for a in models.ARCHITECTURES if a not in SMALL)
 CONVERTIBLE = tuple(a for a in models.ARCHITECTURES if catalog.ARCH_INFO[a].convertible)
-# Activation layers per network, counted from method-spec 2.3 (convs and hidden Linears).
+# Activation layers per network, counted from docs/method.md §2.3 (convs and hidden Linears).
 N_ACT = {
     "mnist-cnn": 3,
     "mnist-mlp": 2,
@@ -31,7 +31,7 @@ N_ACT = {
     "vgg-gesture": 6 + 1,
     "vggann-ncaltech101": 9,
 }
-# Smallest accepted H = W (None: any size) from the pooling arithmetic of method-spec 2.3.
+# Smallest accepted H = W (None: any size) from the pooling arithmetic of docs/method.md §2.3.
 MIN_SIZE = {
     "mnist-cnn": 4,
     "mnist-mlp": None,
@@ -93,7 +93,7 @@ def test_big_nets_give_T_B_K_on_meta(arch, neuron, norm):
 
 
 @pytest.mark.parametrize("arch", models.ARCHITECTURES)
-def test_count_layers_matches_spec(arch):
+def test_count_layers_matches_method_doc(arch):
     for neuron in models.NEURONS:
         counts = models.count_layers(built(arch, neuron))
         assert counts == {k: N_ACT[arch] if k == neuron else 0 for k in models.NEURONS}
@@ -110,8 +110,8 @@ def test_count_layers_matches_spec(arch):
         ("resnet18-tiny", (64, 64), 512),
     ],
 )
-def test_first_classifier_linear_as_spec(arch, input_size, in_features):
-    """Method-spec 2.3: the Linear after Flatten is sized by the paper's input."""
+def test_first_classifier_linear_as_documented(arch, input_size, in_features):
+    """docs/method.md §2.3: the Linear after Flatten is sized by the paper's input."""
     net = models.build(arch, num_classes=11, in_channels=2, input_size=input_size)
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
     assert linears[0].in_features == in_features
@@ -119,7 +119,7 @@ def test_first_classifier_linear_as_spec(arch, input_size, in_features):
 
 
 def test_vgg16_imagenet_classifier_size():
-    """The first Linear is 512·7·7 -> 4096 at 224x224 (method-spec 2.3), from the same rule."""
+    """The first Linear is 512·7·7 -> 4096 at 224x224 (docs/method.md §2.3), from the same rule."""
     assert catalog.ARCH_INFO["vgg16"].feature_size((224, 224)) == (7, 7)
 
 

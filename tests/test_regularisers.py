@@ -1,4 +1,4 @@
-"""RCS regulariser: hand computations on tiny tensors (method-spec 1.5)."""
+"""RCS regulariser: hand computations on tiny tensors (docs/method.md §1.5)."""
 
 import math
 

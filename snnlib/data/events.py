@@ -3,9 +3,11 @@
 | name           | tonic class (folder under root) | frame (W, H) | window (from first event)  |
 |----------------|---------------------------------|--------------|----------------------------|
 | nmnist         | ``NMNIST``                      | 34 x 34      | whole recording (~300 ms)  |
-| cifar10-dvs    | ``CIFAR10DVS``                  | 128 x 128    | 0.1 s to 1.2 s (spec 2.4)  |
+| cifar10-dvs    | ``CIFAR10DVS``                  | 128 x 128    | 0.1 s to 1.2 s             |
 | ncaltech101    | ``NCALTECH101``                 | 240 x 180    | whole recording (~300 ms)  |
-| dvs128-gesture | ``DVSGesture``                  | 128 x 128    | 0 to 1.3 s (spec 2.4)      |
+| dvs128-gesture | ``DVSGesture``                  | 128 x 128    | 0 to 1.3 s                 |
+
+The windows of CIFAR10-DVS and DVS128 Gesture are the official code's (docs/method.md §2.4).
 
 N-Caltech101 recordings (shifted by tonic to start at x = y = 0) are cropped to 240x180, the
 frame implied by the paper's model; events beyond it are dropped.
@@ -98,7 +100,7 @@ class EventSource:
     parts: dict  # split part -> (sub-folder of the tonic folder, tonic kwargs)
     pattern: str  # glob of sample files inside a part's folder
     window: Window
-    max_shift: int  # training translation in px (spec 2.4)
+    max_shift: int  # training translation in px (docs/method.md §2.4)
     drop_outside: bool
     layout: tuple[str, ...]  # relative to root
     download: str

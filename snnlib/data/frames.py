@@ -1,6 +1,6 @@
 """Frame (image) datasets of the paper: CIFAR-10, CIFAR-100 (torchvision) and Tiny-ImageNet.
 
-Transforms (``reference/method-spec.md`` 2.4):
+Transforms (docs/method.md §2.4):
 
 * CIFAR train: RandomCrop(32, padding 4), RandomHorizontalFlip, AutoAugment (torchvision's
   CIFAR10 policy, also for CIFAR-100 as the original), ToTensor, Normalize, Cutout(1 hole,

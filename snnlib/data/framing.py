@@ -1,6 +1,6 @@
 """Events to count frames, and the DVS training augmentation (one random shift per sample).
 
-Framing (``reference/method-spec.md`` 2.4): the events inside a time window are binned into
+Framing (docs/method.md §2.4): the events inside a time window are binned into
 ``T`` equal time bins; frame ``k`` holds, per polarity channel (channel 0 = OFF / p=0,
 channel 1 = ON / p=1) and pixel, the number of events whose timestamp falls in bin ``k``:
 
@@ -97,7 +97,8 @@ def translate(frames: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
 @dataclass(frozen=True)
 class RandomTranslate:
     """The DVS training augmentation: one uniform integer shift in ``[-max_shift, max_shift]``
-    along x and y, the same for all ``T`` frames of a sample, zero fill (spec 2.4: ±25 px).
+    along x and y, the same for all ``T`` frames of a sample, zero fill
+    (docs/method.md §2.4: ±25 px).
 
     Draws from torch's global RNG, so DataLoader workers are seeded the usual way.
     """

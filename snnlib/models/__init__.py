@@ -19,7 +19,7 @@ What each architecture accepts (its shape rule, reference input, whether it conv
 :mod:`snnlib.catalog`, which imports no torch; :data:`BUILDERS` says how each one is built.
 Files: ``blocks`` (activation/norm factories), ``vgg`` (VGG-16), ``resnet`` (ResNet-18/34),
 ``dvs`` (VGGANN, VGG-Gesture), ``small`` (networks for the embedded data). Paper networks
-follow method-spec 2.3.
+follow docs/method.md §2.3.
 """
 
 from __future__ import annotations

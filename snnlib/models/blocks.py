@@ -9,7 +9,7 @@ the SNN, and conversion (:mod:`snnlib.convert`) replaces QCFS by type, never by 
 
 Time comes first: stateless layers (Conv, Linear, pooling, BatchNorm, Flatten, Dropout) are
 wrapped in :class:`~snnlib.layers.Folded`, so ``[T, B, ...]`` is folded into ``[T*B, ...]``
-around them (method-spec 1.1); activations are elementwise or run over time themselves.
+around them (docs/method.md §1.1); activations are elementwise or run over time themselves.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ class Layers:
     """The activation and normalisation that one model is built with.
 
     - ``neuron``: ``"relu"`` -> ``nn.ReLU`` (plain ANN), ``"qcfs"`` -> ``QCFS(levels)`` (ANN for
-      conversion, method-spec 1.3), ``"lif"`` -> ``LIF(decay, threshold, reset)`` (direct
-      training, method-spec 1.2).
-    - ``norm``: ``"bn"`` -> BatchNorm over the folded ``T·B`` batch (tdBN-like, method-spec 1.1),
-      ``"tebn"`` -> :class:`~snnlib.layers.TEBN` with ``T`` per-timestep scales (method-spec 1.4).
+      conversion, docs/method.md §1.3), ``"lif"`` -> ``LIF(decay, threshold, reset)`` (direct
+      training, docs/method.md §1.2).
+    - ``norm``: ``"bn"`` -> BatchNorm over the folded ``T·B`` batch (tdBN-like,
+      docs/method.md §1.1),
+      ``"tebn"`` -> :class:`~snnlib.layers.TEBN` with ``T`` per-timestep scales
+      (docs/method.md §1.4).
     """
 
     neuron: str = "relu"
@@ -122,7 +124,7 @@ def kaiming_init(model: nn.Module, zero_linear_bias: bool = False) -> None:
     """The official init: Kaiming-normal (fan_out, ReLU gain) on every Conv2d weight.
 
     BatchNorm already starts at weight 1 / bias 0 in PyTorch; ``zero_linear_bias`` zeroes the
-    Linear biases as the official VGG-16 does (method-spec 2.3). Other weights keep the
+    Linear biases as the official VGG-16 does (docs/method.md §2.3). Other weights keep the
     PyTorch defaults, as in the official code.
     """
     for m in model.modules():

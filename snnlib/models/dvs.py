@@ -1,4 +1,4 @@
-"""The VGG-like networks of the event datasets, as in the official code (method-spec 2.3).
+"""The VGG-like networks of the event datasets, as in the official code (docs/method.md §2.3).
 
 Every "unit" is Conv (bias) + BN + Dropout(0) + activation. The first unit is a 4x4
 convolution with stride 4 and no padding, which turns 128x128 frames into 32x32.

@@ -1,4 +1,4 @@
-"""ResNet-18/34 with the CIFAR stem, as in the official code (method-spec 2.3).
+"""ResNet-18/34 with the CIFAR stem, as in the official code (docs/method.md §2.3).
 
 Stem: Conv3x3(C -> 64, stride 1, no bias) + BN + act, with no max-pool. Four stages of
 :class:`BasicBlock` with 64/128/256/512 channels and strides 1/2/2/2 (``[2, 2, 2, 2]`` for

@@ -1,4 +1,4 @@
-"""VGG-16 with average pooling, as in the official CIFAR/ImageNet code (method-spec 2.3).
+"""VGG-16 with average pooling, as in the official CIFAR/ImageNet code (docs/method.md §2.3).
 
 Five blocks of 3x3 convolutions ``[64, 64], [128, 128], [256]*3, [512]*3, [512]*3``; each
 layer is Conv3x3 (bias) + BN + activation + Dropout(0), and each block ends with
