@@ -23,19 +23,17 @@ from snnlib.data.errors import DatasetNotFoundError
 from snnlib.data.validate import IncompleteDatasetError
 from snnlib.yamlfile import YAMLFileError, load_yaml
 
-SCRATCH = "scratch"  # the profile of runs that name none
 USAGE_ERRORS = (ConfigError, YAMLFileError, DatasetNotFoundError, IncompleteDatasetError)
 REPO = Path(__file__).resolve().parents[1]
 
 
 def load_config(path: str | None, overrides: list[str]) -> Config:
-    """The config of ``path`` (a YAML mapping) with ``overrides``; profile ``scratch`` unless
-    one of them names a profile."""
+    """The config of ``path`` (a YAML mapping) with ``overrides`` (a config that names no
+    profile is in the ``scratch`` profile, :class:`~snnlib.config.Config`'s default)."""
     values = {} if path is None else load_yaml(path) or {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
     values.update(parse_overrides(overrides))
-    values.setdefault("profile", SCRATCH)
     return Config.from_dict(values)
 
 

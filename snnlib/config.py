@@ -78,7 +78,7 @@ class Config:
     amp: bool = True  # mixed precision, used on CUDA only
     workers: int = 0
     data_root: str | None = None
-    profile: str = "quick"
+    profile: str = "scratch"  # a published profile is named by its configs/<profile>.yaml
     out_dir: str = "results"
     progress: bool = True
     partial: bool = False  # accept a copy of the dataset with missing classes or files
