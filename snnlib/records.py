@@ -251,6 +251,22 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def cpu() -> dict[str, str | None]:
+    """The CPU's model name (from ``/proc/cpuinfo`` where there is one) and the vector
+    instruction set PyTorch's CPU kernels dispatch to (e.g. ``AVX2``, ``AVX512``)."""
+    import torch
+
+    model = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        model = platform.processor() or None
+    return {"model": model, "capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def provenance(device: str, seed: int, started: float, finished: float, **extra) -> dict:
     """The provenance block of a run (``started``/``finished`` are ``time.time()`` values).
 
@@ -266,6 +282,7 @@ def provenance(device: str, seed: int, started: float, finished: float, **extra)
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "host": platform.node(),
         "platform": platform.platform(),
+        "cpu": cpu(),  # float results also depend on the vector instructions the kernels use
         "seeds": {"seed": seed},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),

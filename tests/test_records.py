@@ -295,13 +295,14 @@ def test_is_current_needs_weights_and_the_same_data(tmp_path):
     assert not records.is_current(run_dir, fp)  # a committed record without weights
 
 
-def test_provenance_records_the_thread_count(monkeypatch):
+def test_provenance_records_the_thread_count_and_the_cpu(monkeypatch):
     import torch
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     block = records.provenance("cpu", 0, 0.0, 1.0, data={"files": 1})
     assert block["threads"] == torch.get_num_threads()
     assert block["omp_num_threads"] == "2" and block["data"] == {"files": 1}
+    assert block["cpu"]["capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_run_all_pins_the_thread_count():
