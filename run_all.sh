@@ -2,18 +2,21 @@
 # Set up the environment, then run the suite or its tests.
 #   ./run_all.sh          set-up + the quick profile on embedded data + figures
 #   ./run_all.sh test     set-up + the test suite (what CI runs)
+#   ./run_all.sh lab      set-up + JupyterLab at the walkthrough (127.0.0.1 only)
 #   ./run_all.sh --help   all options
 set -euo pipefail
 cd "$(dirname "$0")"
 
 usage() {
     cat <<'USAGE'
-Usage: ./run_all.sh [test] [--profile NAME] [--data-root DIR] [--only PATTERN] [--force]
+Usage: ./run_all.sh [test | lab] [--profile NAME] [--data-root DIR] [--only PATTERN] [--force]
                    [--threads N] [--help]
 
   (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, <= 15 min)
                      and every figure and table under results/quick/
   test               set-up, then ruff, the notebook strip check and the test suite (CI)
+  lab                set-up, then JupyterLab on 127.0.0.1 (token-protected) at
+                     notebooks/00_walkthrough.ipynb, with the project's kernel
   --profile NAME     run configs/NAME.yaml instead (e.g. paper: needs the datasets, a GPU)
   --data-root DIR    folder holding the paper datasets (see snnlib/data)
   --only PATTERN     only runs whose run_id matches PATTERN (glob or substring)
@@ -29,7 +32,8 @@ others; it is named at the end and the exit status is non-zero. The figures and 
 aggregate exactly the runs configs/<profile>.yaml declares (under its out_dir).
 
 Memory: exports MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ and MALLOC_TOP_PAD_ (unless
-already set) so that glibc keeps freed memory for reuse: CPU runs are 1.6-2x faster.
+already set) so that glibc keeps freed memory for reuse (see snnlib/allocator.py); the
+notebooks' kernel and `python -m snnlib` carry the same settings.
 
 Environment: uses the active virtual or conda environment when snnlib's dependencies are
 importable there; otherwise creates .venv with pip (Python >= 3.10, chosen by $PYTHON,
@@ -61,7 +65,10 @@ setup() {
     echo "[setup] installing snnlib and its dependencies into .venv (first run: a few minutes)"
     "$PY" -m pip install --quiet --upgrade pip
     "$PY" -m pip install --quiet -e '.[dev]'
-    "$PY" -m ipykernel install --sys-prefix --name python3 >/dev/null
+    # the notebooks' kernel, with the allocator settings that the CLI and this script use
+    # shellcheck disable=SC2046
+    "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (snnlib)" \
+        $("$PY" -m snnlib.allocator --kernel-args) >/dev/null
     echo "$want" > "$stamp"
 }
 
@@ -72,6 +79,7 @@ grid_args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         test) mode=test ;;
+        lab) mode=lab ;;
         --profile) profile=${2:?--profile needs a name}; shift ;;
         --data-root) grid_args+=(--data-root "${2:?--data-root needs a folder}"); shift ;;
         --only) grid_args+=(--only "${2:?--only needs a pattern}"); shift ;;
@@ -92,12 +100,8 @@ if [[ ! -f configs/$profile.yaml ]]; then
 fi
 
 setup
-# glibc's malloc otherwise unmaps every large freed block, so each training or evaluation step
-# page-faults its activations afresh; keeping freed memory made CPU runs 1.6-2x faster here and
-# changes no number. A value already in the environment wins; other C libraries ignore these.
-export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-2147483647}
-export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-2147483647}
-export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-536870912}
+# glibc keeps freed memory for reuse (snnlib/allocator.py says why); a value already set wins
+eval "$("$PY" -m snnlib.allocator --shell)"
 # torch reads the thread count from here (each notebook kernel inherits it): a sum split over
 # another number of threads rounds differently, so the count is pinned and recorded.
 export OMP_NUM_THREADS=$threads
@@ -108,6 +112,11 @@ case $mode in
         notebooks=(notebooks/*.ipynb)
         [[ ${#notebooks[@]} -eq 0 ]] || "$PY" -m nbstripout --verify "${notebooks[@]}"
         "$PY" -m pytest -q
+        ;;
+    lab)
+        lab_args=(--ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$PWD")
+        [[ $(id -u) -ne 0 ]] || lab_args+=(--allow-root)  # containers, Colab-like machines
+        exec "$PY" -m jupyter lab "${lab_args[@]}" notebooks/00_walkthrough.ipynb
         ;;
     run)
         start=$(date +%s)

@@ -163,4 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from snnlib.allocator import restart_with_settings
+
+    restart_with_settings("snnlib", sys.argv[1:])  # once, before torch allocates anything
     sys.exit(main())
