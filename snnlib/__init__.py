@@ -8,9 +8,8 @@ Conventions, stated once: **time comes first**. Sequences are ``[T, B, ...]``; p
 network outputs are ``[T, B, K]``; the cutoff and metrics work on *cumulative* outputs
 ``Y(t) = Σ_{τ≤t} o_τ`` of shape ``[T, N, K]``; timesteps reported to users are 1-based.
 
-Modules: ``neurons`` (LIF/IF), ``qcfs`` and ``convert`` (ANN->SNN), ``layers`` (time
-folding, TEBN), ``losses`` (mean CE, TET), ``regularisers`` (RCS), ``cutoff`` (stopping
-rules), ``metrics``.
+Every formula is in ``docs/method.md`` (its sections are cited as "§1.5" and so on); the
+README's "Read the code in this order" names each module by its concept.
 """
 
 __version__ = "0.1.0"
