@@ -63,6 +63,7 @@ def test_shell_and_kernel_forms(monkeypatch):
     assert kernel[kernel.index("MALLOC_TOP_PAD_") + 1] == allocator.SETTINGS["MALLOC_TOP_PAD_"]
 
 
+@pytest.mark.slow
 def test_the_cli_restarts_once_with_the_settings(tmp_path):
     """``python -m snnlib`` starts without them and runs with them: a ``sitecustomize`` on
     ``PYTHONPATH`` logs the setting each time an interpreter starts."""

@@ -27,7 +27,7 @@ from data_fixtures import (
 from torchvision import datasets
 
 from snnlib import data
-from snnlib.data import embedded, emulated_dvs, framing, splits
+from snnlib.data import embedded, emulated_dvs, frames, framing, splits
 from snnlib.data.errors import CorruptSampleError, DatasetNotFoundError
 
 RECORDED = ("nmnist", "cifar10-dvs", "ncaltech101", "dvs128-gesture")
@@ -46,7 +46,7 @@ def no_downloads(monkeypatch, tmp_path):
 
     monkeypatch.setattr(tonic.dataset.Dataset, "download", refuse)
     monkeypatch.setattr(datasets.CIFAR10, "download", refuse)
-    monkeypatch.setattr(data.frames, "download_and_extract_archive", refuse)
+    monkeypatch.setattr(frames, "download_and_extract_archive", refuse)
 
 
 def listing(folder: Path) -> dict[str, tuple[int, int]]:
@@ -204,6 +204,7 @@ def test_emulated_events_dtype_polarities_timing_and_determinism():
     assert not np.array_equal(other, batch[0])
 
 
+@pytest.mark.slow
 def test_emulated_dataset_frames_shape_and_counts():
     ds = data.get_dataset("mnist5k-dvs", "calib", T=6)
     assert len(ds) == 500 and ds.sensor_size == (34, 34, 2)
@@ -302,7 +303,7 @@ def _skip_cifar_md5(monkeypatch, cls):
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_cifar_pickle_batches(tmp_path, monkeypatch, name):
     folder = write_cifar(tmp_path, name, n_per_batch=40 if name == "cifar10" else 1000)
-    _skip_cifar_md5(monkeypatch, data.frames.CIFAR_CLASSES[name])
+    _skip_cifar_md5(monkeypatch, frames.CIFAR_CLASSES[name])
     before = listing(tmp_path)
     train, calib, test = (data.get_dataset(name, s, root=tmp_path) for s in data.SPLITS)
     # cifar10: 5 train batches of 40 (4 per class); cifar100: one "train" file (10 per class)
@@ -311,7 +312,7 @@ def test_cifar_pickle_batches(tmp_path, monkeypatch, name):
     assert not set(train.indices) & set(calib.indices)
     test_file = folder / ("test" if name == "cifar100" else "test_batch")
     batch = pickle.loads(test_file.read_bytes())
-    mean, std = data.frames.CIFAR_STATS[name]
+    mean, std = frames.CIFAR_STATS[name]
     x, y = test[1]
     expected = torch.from_numpy(batch["data"][1].reshape(3, 32, 32)).float() / 255
     expected = (expected - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
@@ -331,7 +332,7 @@ def test_cifar_md5_failure_is_reported(tmp_path):
 
 def test_cutout_zeroes_one_clipped_square():
     torch.manual_seed(1)
-    out = data.frames.Cutout(1, 16)(torch.ones(3, 32, 32))
+    out = frames.Cutout(1, 16)(torch.ones(3, 32, 32))
     zero = (out == 0).all(dim=0)
     rows, cols = zero.any(dim=1).sum(), zero.any(dim=0).sum()
     assert 8 <= rows <= 16 and 8 <= cols <= 16 and zero.sum() == rows * cols

@@ -23,6 +23,7 @@ def test_ranks_get_the_same_number_of_batches():
     assert len(seen) == 130 and set(seen.tolist()) == set(range(129))  # one sample wraps
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
 def test_torchrun_two_cpu_ranks_write_one_record(tmp_path):
     config = {

@@ -48,6 +48,7 @@ def tiny(tmp_path, **changes) -> Config:
     return Config.from_dict({**TINY, "out_dir": str(tmp_path), **changes})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["qcfs", "mean", "tet", "tebn"])
 def test_each_method_leaves_a_complete_record(tmp_path, method):
     alpha = 0.0 if method == "mean" else 0.003
@@ -106,6 +107,7 @@ def test_rerun_of_a_finished_run_does_nothing(tmp_path):
     assert any("[skip]" in m for m in messages)
 
 
+@pytest.mark.slow
 def test_record_without_weights_is_recomputed_to_the_same_numbers(tmp_path):
     # As on a fresh clone: the committed record has DONE but no model.pt.
     config = tiny(tmp_path)
@@ -174,6 +176,7 @@ def test_a_run_that_waited_for_the_lock_skips_what_the_holder_finished(tmp_path,
     assert not waiter.is_alive() and any("[skip]" in m for m in messages)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     config = tiny(tmp_path / "a", epochs=2, method="tet", alpha=0.003)
     reference = experiment.run(config, log=lambda *_: None)

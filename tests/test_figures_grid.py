@@ -38,6 +38,7 @@ def profile_dir(tmp_path_factory):
     return out / "fab"
 
 
+@pytest.mark.slow
 def test_make_all_writes_every_figure_and_table(profile_dir):
     written = figures.make_all(profile_dir)
     assert all(p.is_file() and p.stat().st_size > 0 for p in written)

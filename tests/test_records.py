@@ -4,7 +4,6 @@ part of its identity; bad values and damaged data are refused before work; fault
 
 from __future__ import annotations
 
-import doctest
 import errno
 import hashlib
 import os
@@ -85,6 +84,7 @@ def test_lock_of_a_killed_process_is_free_at_once(tmp_path):
         assert stage == staging_dir(run_dir)
 
 
+@pytest.mark.slow
 def test_wait_blocks_until_the_holder_finishes(tmp_path):
     run_dir = tmp_path / "runs" / "r1"
     child = _holder(run_dir, seconds=0.5)
@@ -218,6 +218,7 @@ def test_figures_aggregate_exactly_the_declared_runs(tmp_path):
     assert figures.summary_table(everything)["seeds"].tolist() == [3]
 
 
+@pytest.mark.slow
 def test_figures_command_honours_the_profile_out_dir(tmp_path, capsys):
     declared = grid.expand(_profile(tmp_path))
     fabricate(declared[0], np.random.default_rng(0))
@@ -313,9 +314,6 @@ def test_run_all_pins_the_thread_count():
 
 # ---- bad values refused before work ---------------------------------------------------------
 def test_duplicate_yaml_keys_are_refused_everywhere(tmp_path, capsys):
-    import snnlib.yamlfile
-
-    assert doctest.testmod(snnlib.yamlfile).failed == 0
     run_cfg = tmp_path / "cfg.yaml"
     run_cfg.write_text("T: 8\nalpha: 0.0\nalpha: 0.003\n")
     assert main(["run", str(run_cfg)]) == 2
@@ -435,6 +433,7 @@ def test_failed_atomic_write_leaves_the_target_and_no_temporary_file(tmp_path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
 
+@pytest.mark.slow
 def test_grid_failure_summary_carries_the_notebook_error(tmp_path, monkeypatch):
     from papermill.exceptions import PapermillExecutionError
 

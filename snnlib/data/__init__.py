@@ -64,8 +64,6 @@ from snnlib.data.errors import (
     check_split,
     check_T,
 )
-from snnlib.data.events import EventFrames, event_dataset
-from snnlib.data.frames import cifar_dataset, tiny_imagenet_dataset
 from snnlib.data.splits import load_split_file
 
 __all__ = [
@@ -133,7 +131,11 @@ def _cache(cache_dir: str | Path | bool | None) -> Path | None:
     return None if cache_dir is False else Path(cache_dir).expanduser()
 
 
+# The recorded and frame datasets import tonic and torchvision (seconds at start-up), so their
+# modules are imported by the loaders that need them, not by every user of the embedded data.
 def _events(r: Request) -> Dataset:
+    from snnlib.data.events import event_dataset
+
     root, cache = _resolve_root(r.root), _cache(r.cache_dir)
     return event_dataset(
         r.name, r.split, root=root, T=r.T, download=r.download, augment=r.augment, cache_dir=cache
@@ -141,11 +143,15 @@ def _events(r: Request) -> Dataset:
 
 
 def _cifar(r: Request) -> Dataset:
+    from snnlib.data.frames import cifar_dataset
+
     root = _resolve_root(r.root)
     return cifar_dataset(r.name, r.split, root=root, download=r.download, augment=r.augment)
 
 
 def _tiny_imagenet(r: Request) -> Dataset:
+    from snnlib.data.frames import tiny_imagenet_dataset
+
     root = _resolve_root(r.root)
     return tiny_imagenet_dataset(r.split, root=root, download=r.download, augment=r.augment)
 
@@ -199,6 +205,8 @@ def split_indices(name: str, root: str | Path | None = None) -> dict[str, list[i
     """
     if info(name).embedded:
         return {split: list(_mnist5k_rows(split)) for split in SPLITS}
+    from snnlib.data.events import EventFrames
+
     out = {}
     for split in SPLITS:
         ds = get_dataset(name, split, root=root, T=1, augment=False, cache_dir=False)
