@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
-import os
 import time
 import traceback
 from pathlib import Path
 
+from snnlib import paths
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
 from snnlib.records import is_current
@@ -88,10 +88,10 @@ def execute(config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK
 
     params = config.to_dict()
     params["force"] = force
-    # the kernel runs in notebooks/: paths relative to here must stay relative to here
+    # the notebook takes paths relative to the repository root, as the records keep them
     for key in ("out_dir", "data_root"):
-        if params[key] is not None and not Path(params[key]).is_absolute():
-            params[key] = os.path.relpath(Path(params[key]).resolve(), notebook.parent)
+        if params[key] is not None:
+            params[key] = paths.from_root(params[key])
     check_parameters(params, notebook)
     out = Path(config.out_dir) / config.profile / "notebooks" / f"{config.run_id}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)

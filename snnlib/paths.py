@@ -60,3 +60,12 @@ def resolve(path: str | os.PathLike, root: Path | None = None) -> Path:
     if path.is_absolute():
         return path
     return (repo_root() if root is None else Path(root)) / path
+
+
+def from_root(path: str | os.PathLike, root: Path | None = None) -> str:
+    """``path`` (relative to the working folder) as the notebooks take it: relative to the
+    repository root when it lies inside the checkout, else absolute (portable records keep no
+    machine's folder names)."""
+    where = Path(path).expanduser().resolve()
+    root = (repo_root() if root is None else Path(root)).resolve()
+    return str(where.relative_to(root)) if where.is_relative_to(root) else str(where)
