@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import os
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -82,8 +84,39 @@ def check_parameters(params: dict, notebook: Path = TRAIN_NOTEBOOK) -> None:
         )
 
 
-def execute(config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK) -> Path:
-    """Run one config through the training notebook; return the executed copy's path."""
+def _local_kernel_manager(folder: str) -> type:
+    """A kernel manager that talks to its kernel over Unix sockets in ``folder`` (IPC) rather
+    than over unencrypted TCP ports, which the kernel warns about at every start."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(transport="ipc", ip=os.path.join(folder, "kernel"), **kwargs)
+
+    return LocalKernelManager
+
+
+class _Lines:
+    """A write-only text file that hands each complete line to ``log`` (the notebook's
+    printed output, e.g. its epoch lines, shown as the run goes)."""
+
+    def __init__(self, log) -> None:
+        self.log, self.pending = log, ""
+
+    def write(self, text: str) -> None:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.log(line)
+
+    def flush(self) -> None:
+        pass
+
+
+def execute(
+    config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK, log=None
+) -> Path:
+    """Run one config through the training notebook; return the executed copy's path.
+    ``log``: called with each line the notebook prints, as it prints it."""
     import papermill
 
     params = config.to_dict()
@@ -95,14 +128,17 @@ def execute(config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK
     check_parameters(params, notebook)
     out = Path(config.out_dir) / config.profile / "notebooks" / f"{config.run_id}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(notebook),
-        str(out),
-        parameters=params,
-        kernel_name="python3",
-        cwd=str(notebook.parent),
-        progress_bar=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="snnlib-kernel-") as sockets:
+        papermill.execute_notebook(
+            str(notebook),
+            str(out),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(notebook.parent),
+            progress_bar=False,
+            stdout_file=None if log is None else _Lines(log),
+            kernel_manager_class=_local_kernel_manager(sockets),
+        )
     return out
 
 
@@ -120,23 +156,28 @@ def run_grid(
     only: str | None = None,
     force: bool = False,
     use_notebook: bool = True,
-    log=print,
+    log=None,
 ) -> list[tuple[str, str]]:
-    """Run every config (those whose run_id matches ``only``); return failures."""
+    """Run every config (those whose run_id matches ``only``); return failures. Each run is
+    announced with its place in the grid, and its epoch lines are shown as they come
+    (``log``: default, printed above the grid's progress bar)."""
     from tqdm.auto import tqdm
 
+    log = tqdm.write if log is None else log
     selected = [
         c for c in configs if only is None or fnmatch.fnmatch(c.run_id, only) or only in c.run_id
     ]
     failures: list[tuple[str, str]] = []
-    for config in tqdm(selected, desc=f"grid {configs[0].profile if configs else ''}"):
+    bar = tqdm(selected, desc=f"grid {configs[0].profile if configs else ''}")
+    for i, config in enumerate(bar, 1):
         t0 = time.perf_counter()
         try:
             if not force and is_current(config.run_dir, data_fingerprint(config)):
                 log(f"[skip] {config.run_id} (finished, same data)")
                 continue
+            log(f"[{i}/{len(selected)}] {config.run_id}")
             if use_notebook:
-                execute(config, force)
+                execute(config, force, log=log)
             else:
                 from snnlib.experiment import run
 

@@ -175,3 +175,18 @@ def test_confidence_map_draws_each_split_with_the_thresholds(profile_dir):
     assert [ax.get_title() for ax in panels] == ["calib", "test"]
     for ax in panels:
         assert list(ax.lines[0].get_xdata()) == pytest.approx(betas)
+
+
+@pytest.mark.slow
+def test_grid_shows_each_run_and_its_epochs_without_transport_warnings(tmp_path, capfd):
+    """Through the notebook: the run's place in the grid and its epoch lines reach the log as
+    they come, and the kernel talks over local sockets (no unencrypted-TCP warning)."""
+    config = Config.from_dict(
+        {"epochs": 1, "T": 4, "train_limit": 128, "eval_limit": 100, "batch_size": 64,
+         "bins": 20, "progress": False, "out_dir": str(tmp_path), "profile": "g"}
+    )  # fmt: skip
+    lines: list[str] = []
+    assert grid.run_grid([config], log=lines.append) == []
+    assert lines[0] == f"[1/1] {config.run_id}"
+    assert any(line.startswith("epoch=1 train_loss=") for line in lines)
+    assert "without encryption" not in capfd.readouterr().err
