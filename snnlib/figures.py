@@ -208,10 +208,24 @@ def save(fig: plt.Figure, path_stem: Path) -> None:
     plt.close(fig)
 
 
+def alpha_colours(alphas) -> dict[float, tuple]:
+    """One colour per RCS weight α, shared by every figure's lines, bands and markers."""
+    levels = sorted(set(alphas))
+    return dict(zip(levels, sns.color_palette("viridis", len(levels)), strict=True))
+
+
+def _seed_note(runs: list[dict]) -> str:
+    """What a band is: the seeds behind each line (their number may differ between lines)."""
+    counts = pd.Series([r["config"]["alpha"] for r in runs]).value_counts()
+    n = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    return f"lines: mean over {n} seeds; bands: ± 1 sd"
+
+
 def accuracy_vs_timestep(runs: list[dict], dataset: str, method: str) -> plt.Figure:
     """Accuracy per timestep, one line per alpha (seeds as bands), Top-K points marked."""
     sel = [r for r in runs if r["config"]["dataset"] == dataset and r["config"]["method"] == method]
     curves = tidy(sel, "per_timestep")
+    colours = alpha_colours(curves["alpha"])
     fig, ax = plt.subplots(figsize=(5, 3.5))
     sns.lineplot(
         curves,
@@ -220,7 +234,7 @@ def accuracy_vs_timestep(runs: list[dict], dataset: str, method: str) -> plt.Fig
         hue="alpha",
         errorbar="sd",
         ax=ax,
-        palette="viridis",
+        palette=colours,
         marker="o",
     )
     points = pd.DataFrame(
@@ -238,18 +252,26 @@ def accuracy_vs_timestep(runs: list[dict], dataset: str, method: str) -> plt.Fig
         mean["avg_timestep"],
         mean["accuracy"],
         marker="*",
-        s=160,
-        c="crimson",
+        s=180,
+        c=[colours[a] for a in mean["alpha"]],
+        edgecolors="black",
+        linewidths=0.6,
         zorder=5,
-        label="Top-K (chosen ε)",
+        label="Top-K at the chosen ε\n(x: average exit timestep)",
     )
-    ax.set(title=f"{dataset} / {method}", xlabel="timestep t", ylabel="accuracy")
-    ax.legend(fontsize=8)
+    ax.set(title=f"{dataset} / {method}", xlabel="timestep t", ylabel="test accuracy")
+    ax.legend(title="RCS weight α", fontsize=8, title_fontsize=8)
+    ax.annotate(_seed_note(sel), (0, -0.2), xycoords="axes fraction", fontsize=7, va="top")
     return fig
 
 
 def tradeoff(runs: list[dict], dataset: str, method: str) -> plt.Figure:
-    """Accuracy vs average timestep for every stopping rule (seed means)."""
+    """Accuracy vs average timestep for every stopping rule (seed means), one panel per α.
+
+    The y axis starts below the lowest point after the first step: a point at t = 1 (near
+    chance for a converted network) would otherwise squash every rule into one cluster; it is
+    drawn at the bottom edge, clipped, and the note under the figure says so.
+    """
     sel = [r for r in runs if r["config"]["dataset"] == dataset and r["config"]["method"] == method]
     table = tidy(sel, "cutoff")
     mean = table.groupby(["alpha", "policy", "parameter"], as_index=False, dropna=False)[
@@ -267,7 +289,18 @@ def tradeoff(runs: list[dict], dataset: str, method: str) -> plt.Figure:
         aspect=1.2,
         sort=True,
     )
+    later = mean.loc[mean["avg_timestep"] > 1.5, "accuracy"]
+    low = later.min() if len(later) else mean["accuracy"].min()
+    bottom = max(0.0, low - 0.1 * (mean["accuracy"].max() - low) - 0.005)
+    grid.set(ylim=(bottom, None))
+    grid.set_axis_labels("average exit timestep", "test accuracy")
+    grid.set_titles("α = {col_name}")
+    grid.legend.set_title("stopping rule")
+    note = _seed_note(sel).split(";")[0]
+    if (mean["accuracy"] < bottom).any():
+        note += f"; points below {bottom:.3f} (first steps, near chance) are clipped"
     grid.figure.suptitle(f"{dataset} / {method}: accuracy vs average timestep", y=1.03)
+    grid.figure.text(0.01, -0.04, note, fontsize=7)
     return grid.figure
 
 
@@ -297,10 +330,13 @@ def exit_distributions(runs: list[dict], dataset: str, method: str) -> plt.Figur
         common_norm=False,
         height=3,
         aspect=1.3,
-        palette="viridis",
+        palette=alpha_colours(frame["alpha"]),
         shrink=0.8,
     )
     grid.set(xticks=range(1, t_max + 1))
+    grid.set_axis_labels("timestep", "fraction of test samples")
+    grid.set_titles("{col_name}")
+    grid.legend.set_title("RCS weight α")
     grid.figure.suptitle(f"{dataset} / {method}", y=1.03)
     return grid.figure
 
