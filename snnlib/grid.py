@@ -112,9 +112,7 @@ class _Lines:
         pass
 
 
-def execute(
-    config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK, log=None
-) -> Path:
+def execute(config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK, log=None) -> Path:
     """Run one config through the training notebook; return the executed copy's path.
     ``log``: called with each line the notebook prints, as it prints it."""
     import papermill
