@@ -31,6 +31,7 @@ from snnlib.methods import METHOD_TABLE
 from snnlib.network import build_network, forward_for, make_objective, to_snn
 from snnlib.records import HISTORY_COLUMNS, write_csv, write_json, write_npz
 from snnlib.train import (
+    CheckpointError,
     barrier,
     distributed,
     fit,
@@ -198,5 +199,12 @@ def load_snn(run_dir: Path | str) -> tuple[Config, nn.Module]:
         )
     config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
     snn = to_snn(config, build_network(config), log=_quiet)
-    snn.load_state_dict(load_checkpoint(run_dir / "model.pt", config.digest())["model"])
+    weights = load_checkpoint(run_dir / "model.pt", config.digest())["model"]
+    missing = [k for k in snn.state_dict() if k not in weights]
+    if missing:  # e.g. a model.pt from before the LIF parameters were saved with the weights
+        raise CheckpointError(
+            f"{run_dir / 'model.pt'} lacks {len(missing)} entries this snnlib saves (first: "
+            f"{missing[0]!r}); it was written by an older version: rerun the run with force"
+        )
+    snn.load_state_dict(weights)
     return config, snn.eval()

@@ -69,3 +69,15 @@ def test_load_snn_reproduces_the_record_after_thresholds_moved(tmp_path, monkeyp
     again = collect_outputs(snn, test, forward, torch.device("cpu"))["outputs"]
     stored = load_outputs(run_dir)["test_outputs"]
     assert np.array_equal(again, stored), f"max |diff| = {np.abs(again - stored).max()}"
+
+
+def test_a_model_pt_without_the_saved_lif_parameters_is_refused_by_name(tmp_path):
+    """A checkpoint written before LIF parameters were saved would silently use the initial
+    v_init again; it is refused, saying what is missing and how to redo it."""
+    config = Config.from_dict({**TINY, "out_dir": str(tmp_path), "method": "qcfs"})
+    run_dir = experiment.run(config, log=lambda *_: None)
+    payload = torch.load(run_dir / "model.pt", weights_only=True)
+    payload["model"] = {k: v for k, v in payload["model"].items() if "_extra_state" not in k}
+    torch.save(payload, run_dir / "model.pt")
+    with pytest.raises(train.CheckpointError, match=r"_extra_state.*older version.*force"):
+        experiment.load_snn(run_dir)
