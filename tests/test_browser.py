@@ -1,0 +1,182 @@
+"""The walkthrough as a reader meets it: JupyterLab on 127.0.0.1 with a token, Debian's headless
+Chromium driven by Selenium, Run > Run All Cells, no error in the page, the ε slider moved
+and its table changed, and a screenshot.
+
+The notebook opened is a copy under the test's temporary folder with tiny parameters
+injected by papermill (one epoch on a few hundred digits), so the four runs it trains take
+seconds; its runs go to that folder too, and nothing is written into the checkout.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from lab_server import jupyter_lab
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+INSTALL = "apt-get install chromium chromium-driver (Debian), as .ci/run does"
+TINY = {"epochs": 1, "T": 4, "train_limit": 256, "eval_limit": 200}
+RUN_TIMEOUT = 150.0  # seconds for every cell to finish; the whole test must stay under 3 min
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--window-size=1400,1000",
+)  # fmt: skip
+INDICATOR = ".jp-Notebook-ExecutionIndicator[data-status='{}']"  # the kernel's state
+CELL_PROMPTS = """return Array.from(document.querySelectorAll(
+    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt'
+)).map(p => p.textContent.trim());"""
+
+
+def missing() -> list[str]:
+    absent = [f"{p.name} at {p}" for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        absent.append("selenium (pip install selenium, in the dev extra)")
+    return absent
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium with a new empty profile, through Debian's chromedriver."""
+    if absent := missing():
+        pytest.skip(f"browser test needs {', '.join(absent)}; install: {INSTALL}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def prepare(dest: Path) -> Path:
+    """The walkthrough with tiny parameters, its runs under ``dest`` and an empty committed-
+    results folder (its section 9 then says that there are none yet)."""
+    notebook = dest / "00_walkthrough.ipynb"
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / "00_walkthrough.ipynb"),
+        str(notebook),
+        parameters={**TINY, "out_dir": str(dest / "runs"), "quick_dir": str(dest / "quick")},
+        prepare_only=True,
+        progress_bar=False,
+    )
+    return notebook
+
+
+def code_cells(notebook: Path) -> int:
+    return sum(cell.cell_type == "code" for cell in nbformat.read(notebook, as_version=4).cells)
+
+
+def wait_for(driver, condition, timeout: float, what: str):
+    """Poll ``condition(driver)`` until it returns something truthy; fail naming ``what``."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.5).until(
+        condition, message=f"timed out after {timeout} s waiting for {what}"
+    )
+
+
+def open_notebook(driver, url: str) -> None:
+    driver.get(url)
+    wait_for(
+        driver,
+        lambda d: d.find_elements("css selector", INDICATOR.format("idle")),
+        90,
+        "the notebook to open with an idle kernel",
+    )
+
+
+def run_all_cells(driver) -> None:
+    """Run > Run All Cells, as a reader does, then wait for an idle kernel and every prompt
+    numbered."""
+    driver.find_element("xpath", "//li[contains(@class, 'lm-MenuBar-item')][.='Run']").click()
+    wait_for(
+        driver,
+        lambda d: d.find_element("css selector", "li[data-command='runmenu:run-all']"),
+        10,
+        "the Run menu",
+    ).click()
+
+    def finished(d):  # an error stops the run: later cells stay unnumbered
+        idle = not d.find_elements("css selector", INDICATOR.format("busy"))
+        return idle and (errors_in_page(d) or all(p[1:-2].isdigit() for p in prompts(d)))
+
+    wait_for(driver, finished, RUN_TIMEOUT, "every cell to run and the kernel to be idle")
+
+
+def prompts(driver) -> list[str]:
+    """The prompt of every code cell: "[12]:" once run, "[ ]:" before, "[*]:" while running."""
+    return driver.execute_script(CELL_PROMPTS)
+
+
+def errors_in_page(driver) -> list[str]:
+    """The text of every output that reports an error (a traceback in a cell's output)."""
+    texts = driver.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"]'"
+        ")).map(o => o.textContent);"
+    )
+    return [t for t in texts if "Traceback" in t or "Error" in t]
+
+
+def move_slider(driver) -> tuple[str, str]:
+    """Drag the ε slider's handle to the right; returns the readout before and after, once
+    the table beside it has changed."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    table = wait_for(
+        driver,
+        lambda d: d.find_element("css selector", ".widget-interact .widget-output table"),
+        30,
+        "the ε slider and its table to render",
+    ).text
+    interact = driver.find_element("css selector", ".widget-interact")
+    handle = interact.find_element("css selector", ".widget-slider .noUi-handle")
+    readout = interact.find_element("css selector", ".widget-readout")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", interact)
+    before = readout.text
+    ActionChains(driver).drag_and_drop_by_offset(handle, 60, 0).perform()
+    wait_for(
+        driver,
+        lambda d: (
+            interact.find_elements("css selector", ".widget-output table")
+            and interact.find_element("css selector", ".widget-output table").text != table
+        ),
+        30,
+        "the table beside the ε slider to change",
+    )
+    return before, readout.text
+
+
+@pytest.mark.slow
+def test_walkthrough_runs_in_jupyterlab_and_its_slider_updates_the_table(browser, tmp_path):
+    start = time.monotonic()
+    work = tmp_path / "lab"
+    work.mkdir()
+    notebook = prepare(work)
+    with jupyter_lab(work, tmp_path / "jupyter") as lab:
+        open_notebook(browser, lab.open_url(notebook.name))
+        run_all_cells(browser)
+        errors = errors_in_page(browser)
+        assert not errors, "error output in the page:\n" + "\n".join(errors)
+        assert len(prompts(browser)) == code_cells(notebook)
+        assert all(p[1:-2].isdigit() for p in prompts(browser)), prompts(browser)
+        before, after = move_slider(browser)
+        assert before != after, f"the ε readout stayed at {before}"
+        screenshot = tmp_path / "walkthrough.png"
+        assert browser.save_screenshot(str(screenshot))
+    print(f"screenshot: {screenshot} (ε {before} -> {after}, {time.monotonic() - start:.0f} s)")
+    assert len(list((work / "runs").rglob("DONE"))) == 4  # QCFS, TET, each +- RCS
