@@ -27,6 +27,8 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--window-size=1400,1000",
 )  # fmt: skip
+# the status bar's kernel item, "Python 3 (snnlib) | Idle", once the kernel is connected
+KERNEL_IDLE = "//*[contains(@class, 'jp-StatusBar-TextItem')][contains(., '| Idle')]"
 INDICATOR = ".jp-Notebook-ExecutionIndicator[data-status='{}']"  # the kernel's state
 CELL_PROMPTS = """return Array.from(document.querySelectorAll(
     '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt'
@@ -90,13 +92,9 @@ def wait_for(driver, condition, timeout: float, what: str):
 
 
 def open_notebook(driver, url: str) -> None:
+    """Open ``url`` and wait until the status bar says the notebook's kernel is idle."""
     driver.get(url)
-    wait_for(
-        driver,
-        lambda d: d.find_elements("css selector", INDICATOR.format("idle")),
-        90,
-        "the notebook to open with an idle kernel",
-    )
+    wait_for(driver, lambda d: d.find_elements("xpath", KERNEL_IDLE), 90, "an idle kernel")
 
 
 def run_all_cells(driver) -> None:
@@ -109,6 +107,12 @@ def run_all_cells(driver) -> None:
         10,
         "the Run menu",
     ).click()
+    wait_for(
+        driver,
+        lambda d: any(p != "[ ]:" for p in prompts(d)),
+        20,
+        "Run All Cells to start (no cell queued or run)",
+    )
 
     def finished(d):  # an error stops the run: later cells stay unnumbered
         idle = not d.find_elements("css selector", INDICATOR.format("busy"))
@@ -132,9 +136,9 @@ def errors_in_page(driver) -> list[str]:
     return [t for t in texts if "Traceback" in t or "Error" in t]
 
 
-def move_slider(driver) -> tuple[str, str]:
-    """Drag the ε slider's handle to the right; returns the readout before and after, once
-    the table beside it has changed."""
+def move_slider(driver) -> tuple[str, str, str]:
+    """Drag the ε slider's handle to the right; returns the readout before and after and the
+    table beside the slider, once it has changed."""
     from selenium.webdriver.common.action_chains import ActionChains
 
     table = wait_for(
@@ -158,7 +162,7 @@ def move_slider(driver) -> tuple[str, str]:
         30,
         "the table beside the ε slider to change",
     )
-    return before, readout.text
+    return before, readout.text, interact.find_element("css selector", ".widget-output table").text
 
 
 @pytest.mark.slow
@@ -174,8 +178,9 @@ def test_walkthrough_runs_in_jupyterlab_and_its_slider_updates_the_table(browser
         assert not errors, "error output in the page:\n" + "\n".join(errors)
         assert len(prompts(browser)) == code_cells(notebook)
         assert all(p[1:-2].isdigit() for p in prompts(browser)), prompts(browser)
-        before, after = move_slider(browser)
+        before, after, table = move_slider(browser)
         assert before != after, f"the ε readout stayed at {before}"
+        assert after in table, f"the table does not show ε = {after}:\n{table}"
         screenshot = tmp_path / "walkthrough.png"
         assert browser.save_screenshot(str(screenshot))
     print(f"screenshot: {screenshot} (ε {before} -> {after}, {time.monotonic() - start:.0f} s)")
