@@ -86,7 +86,7 @@ def jupyter_lab(root_dir: Path, home: Path, timeout: float = 60.0):
     cmd = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--ServerApp.token={token}", f"--ServerApp.root_dir={root_dir}",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}",
     ]  # fmt: skip
     if os.geteuid() == 0:
         cmd.append("--allow-root")
