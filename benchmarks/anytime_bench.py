@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from common import environment, keep_freed_memory, time_round_robin, write_json
 
-from snnlib import cutoff, metrics
+from snnlib import cutoff, metrics, paths
 from snnlib.anytime import run_anytime, stream_anytime
 from snnlib.config import Config
 from snnlib.data.batching import batches_for
@@ -280,7 +280,8 @@ def main() -> None:
     modes = {"step": {}, f"tail{args.tail}": {"tail": args.tail}}
     modes.update({f"chunk{c}": {"chunk": c} for c in args.chunks})
     runs = finished_runs(args.runs)
-    source = f"finished quick-profile runs under {args.runs}"
+    # the folder relative to the repository when inside it: the JSON names no machine paths
+    source = f"finished quick-profile runs under {paths.from_root(args.runs)}"
     loads = [os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="anytime-bench-") as tmp:
         if not runs:
