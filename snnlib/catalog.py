@@ -25,6 +25,8 @@ class DatasetInfo:
     tonic's ``(W, H, P)`` for event data, None for frame data. ``emulated`` marks event data made
     by a simulated sensor rather than recorded; ``embedded`` marks data that ships with the
     installed packages and fits in memory as whole tensors (``data.as_tensors``).
+    ``release_samples``: the samples of the published release, all parts together, for
+    recorded data (a copy with far fewer is refused as incomplete, ``data.validate``).
     """
 
     name: str
@@ -36,13 +38,14 @@ class DatasetInfo:
     description: str
     default_T: int | None = None
     embedded: bool = False
+    release_samples: int | None = None
 
 
 def _frame(name, classes, shape, description, embedded=False) -> DatasetInfo:
     return DatasetInfo(name, classes, "frame", shape, None, False, description, None, embedded)
 
 
-def _event(name, classes, width, height, T, description, emulated=False) -> DatasetInfo:
+def _event(name, classes, width, height, T, description, emulated=False, samples=None):
     return DatasetInfo(
         name,
         classes,
@@ -53,6 +56,7 @@ def _event(name, classes, width, height, T, description, emulated=False) -> Data
         description,
         T,
         embedded=emulated,  # the emulated sensor runs over the embedded digits
+        release_samples=samples,
     )
 
 
@@ -84,6 +88,7 @@ DATASET_INFO: dict[str, DatasetInfo] = {
             34,
             10,
             "N-MNIST recordings (tonic); official Train/Test, calib = 10 % of Train",
+            samples=70_000,  # 60,000 train + 10,000 test
         ),
         _frame(
             "cifar10",
@@ -111,6 +116,7 @@ DATASET_INFO: dict[str, DatasetInfo] = {
             10,
             "CIFAR10-DVS (tonic, AEDAT4); 0.1-1.2 s window; 90/10 train/test per class, "
             "calib = 10 % of train",
+            samples=10_000,  # 1,000 per class
         ),
         _event(
             "ncaltech101",
@@ -119,6 +125,7 @@ DATASET_INFO: dict[str, DatasetInfo] = {
             180,
             10,
             "N-Caltech101 (tonic); whole recording, cropped to 240x180; 80/10/10 per class",
+            samples=8_709,  # every class folder, BACKGROUND_Google included
         ),
         _event(
             "dvs128-gesture",
@@ -127,6 +134,7 @@ DATASET_INFO: dict[str, DatasetInfo] = {
             128,
             16,
             "DVS128 Gesture (tonic's .npy release); 1.3 s window; official users split",
+            samples=1_341,  # tonic's release: 1,077 train + 264 test
         ),
     )
 }

@@ -10,8 +10,9 @@ A recording is checked when it is read (before it is framed or cached):
 * coordinates lie inside the sensor (datasets that crop to a smaller frame are exempt).
 
 A dataset is complete when every class is present and it holds at least
-:data:`MIN_FRACTION` of the samples its published release has (:data:`RELEASE_SAMPLES`);
-otherwise :func:`check_complete` refuses it unless the run says ``partial: true``.
+:data:`MIN_FRACTION` of the samples its published release has (``release_samples`` of
+:mod:`snnlib.catalog`); otherwise :func:`check_complete` refuses it unless the run says
+``partial: true``.
 """
 
 from __future__ import annotations
@@ -21,18 +22,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from snnlib.catalog import dataset_info
 from snnlib.data.errors import CorruptSampleError
 
 # Bytes per event of the files that hold fixed-size records (x 8, y 8, p 1, t 23 bits).
 RECORD_BYTES = {"nmnist": 5, "ncaltech101": 5}
 TIME_TOLERANCE_US = 1_000
-# Samples in each published release (all parts together).
-RELEASE_SAMPLES = {
-    "nmnist": 70_000,  # 60,000 train + 10,000 test
-    "cifar10-dvs": 10_000,  # 1,000 per class
-    "ncaltech101": 8_709,  # every class folder, BACKGROUND_Google included
-    "dvs128-gesture": 1_341,  # tonic's release: 1,077 train + 264 test
-}
 MIN_FRACTION = 0.9
 
 
@@ -87,7 +82,7 @@ def check_complete(
     refused (the run's record then says ``partial``).
     """
     found = {"samples": len(labels), "classes": len(set(labels))}
-    expected = RELEASE_SAMPLES.get(name)
+    expected = dataset_info(name).release_samples
     problems = []
     if found["classes"] < num_classes:
         missing = sorted(set(range(num_classes)) - set(labels))
