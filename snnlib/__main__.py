@@ -18,13 +18,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from snnlib import paths
 from snnlib.config import Config, ConfigError, parse_overrides
 from snnlib.data.errors import DatasetNotFoundError
 from snnlib.data.validate import IncompleteDatasetError
 from snnlib.yamlfile import YAMLFileError, load_yaml
 
 USAGE_ERRORS = (ConfigError, YAMLFileError, DatasetNotFoundError, IncompleteDatasetError)
-REPO = Path(__file__).resolve().parents[1]
 
 
 def load_config(path: str | None, overrides: list[str]) -> Config:
@@ -99,7 +99,7 @@ def figures(target: str, overrides: list[str]) -> int:
     path = Path(target)
     values = parse_overrides(overrides)
     if path.is_dir():
-        declared_by = REPO / "configs" / f"{path.name}.yaml"
+        declared_by = paths.CHECKOUT / "configs" / f"{path.name}.yaml"
         values.setdefault("out_dir", str(path.parent))
     else:
         declared_by = path

@@ -30,8 +30,7 @@ from snnlib.data.fingerprint import data_fingerprint
 from snnlib.records import is_current
 from snnlib.yamlfile import load_yaml
 
-REPO = Path(__file__).resolve().parents[1]
-TRAIN_NOTEBOOK = REPO / "notebooks" / "10_train.ipynb"
+TRAIN_NOTEBOOK = paths.CHECKOUT / "notebooks" / "10_train.ipynb"
 PROFILE_KEYS = ("profile", "defaults", "seeds", "runs", "description")
 
 

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT = PACKAGE_DIR.parent  # what holds the package: the repository root in a clone
 MARKERS = ("configs", "notebooks")  # folders that only the repository root holds
 
 

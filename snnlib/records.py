@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from snnlib import paths
 from snnlib.atomic import atomic_write
 
 RECORD_FILES = (
@@ -223,7 +224,7 @@ def git_state(repo: Path | None = None) -> dict[str, Any]:
     ``dirty``: a tracked file differs from the commit outside ``results/`` (the code, configs
     or notebooks), so that a rerun which rewrites committed records still counts as clean.
     """
-    repo = repo or Path(__file__).resolve().parents[1]
+    repo = repo or paths.CHECKOUT
 
     def git(*args: str) -> str | None:
         try:

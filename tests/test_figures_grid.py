@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from record_fixtures import fabricate
 
-from snnlib import figures, grid
+from snnlib import figures, grid, paths
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
 from snnlib.records import mark_done, write_json
@@ -84,11 +84,11 @@ def test_make_all_without_runs_is_an_error(tmp_path):
 
 
 def test_profiles_expand_to_valid_configs():
-    quick = grid.expand(grid.REPO / "configs" / "quick.yaml")
+    quick = grid.expand(paths.CHECKOUT / "configs" / "quick.yaml")
     assert len(quick) == 12 and {c.profile for c in quick} == {"quick"}
     assert len({c.run_id for c in quick}) == 12
     assert {c.dataset for c in quick} == {"mnist5k", "mnist5k-dvs"}
-    paper = grid.expand(grid.REPO / "configs" / "paper.yaml")
+    paper = grid.expand(paths.CHECKOUT / "configs" / "paper.yaml")
     assert {
         "cifar10",
         "cifar100",
