@@ -26,10 +26,13 @@ from snnlib.catalog import ARCH_INFO, ARCHITECTURES, DATASETS, check_fit
 from snnlib.methods import METHOD_TABLE, METHODS
 
 CALIBRATION = ("split", "train-dropout")
+LAM_INIT = ("data", "fixed")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Fields that change where or how fast a run goes, not what it computes.
 NON_IDENTITY = ("device", "out_dir", "profile", "data_root", "workers", "progress")
+# Fields that only a converting method reads: the digest of a direct-training run leaves them out.
+CONVERSION_ONLY = ("lam_init", "lam_percentile")
 
 
 class ConfigError(ValueError):
@@ -54,6 +57,8 @@ class Config:
     arch: str = "mnist-cnn"
     T: int = 8  # timesteps: evaluation T_max (qcfs), training and evaluation T (direct)
     L: int = 4  # QCFS quantisation levels
+    lam_init: str = "data"  # QCFS clip λ at the start: "data" (percentile) or "fixed" (8.0)
+    lam_percentile: float = 99.0  # lam_init="data": this percentile of the pre-activations
     alpha: float = 0.0  # RCS weight; 0 turns the regulariser off
     rho: float = 0.3  # RCS reference window (fraction of T)
     mask_rho: float = 0.3  # RCS mask window (fraction of T)
@@ -96,6 +101,9 @@ class Config:
         d = self.to_dict()
         for key in NON_IDENTITY:
             d.pop(key, None)
+        if not METHOD_TABLE[self.method].converts:  # read by QCFS training only
+            for key in CONVERSION_ONLY:
+                d.pop(key)
         return d
 
     def digest(self) -> str:
@@ -192,6 +200,8 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "method": partial(checks.one_of, allowed=METHODS),
     "arch": partial(checks.one_of, allowed=ARCHITECTURES),
     **_ints(T=1, L=1, epochs=1, batch_size=1, eval_batch_size=1),
+    "lam_init": partial(checks.one_of, allowed=LAM_INIT),
+    "lam_percentile": partial(checks.number, low=0, high=100, low_open=True),
     "alpha": partial(checks.number, low=0),  # 0 turns RCS off
     "rho": partial(checks.number, low=0, high=1, low_open=True),
     "mask_rho": partial(checks.number, low=0, high=1, low_open=True),

@@ -29,6 +29,7 @@ from snnlib.data.fingerprint import data_fingerprint
 from snnlib.evaluate import collect_outputs, summarise, with_spike_dropout
 from snnlib.methods import METHOD_TABLE
 from snnlib.network import build_network, forward_for, make_objective, to_snn
+from snnlib.qcfs import clip_from_data
 from snnlib.records import HISTORY_COLUMNS, write_csv, write_json, write_npz
 from snnlib.train import (
     CheckpointError,
@@ -94,11 +95,15 @@ def train_network(
     """Build and train the method's network (resuming from ``folder/checkpoint.pt``); return it
     with the best validation weights, and the per-epoch history."""
     model = build_network(config).to(device)
+    forward = forward_for(config, trained=True)
+    if METHOD_TABLE[config.method].converts and config.lam_init == "data":
+        lams = clip_from_data(model, splits.train, forward, config.lam_percentile)
+        shown = ", ".join(f"{v:.3f}" for v in lams)
+        log(f"QCFS clip λ from the data ({config.lam_percentile:g}th percentile): {shown}")
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    forward = forward_for(config, trained=True)
     history = fit(
         model,
         train=splits.train,
@@ -130,7 +135,7 @@ def evaluate_network(
     snn = to_snn(config, model, log).eval()
     forward = forward_for(config, trained=False)
     test = collect_outputs(snn, splits.test, forward, device, config.progress)
-    calib_net, calib_batches = _calibration(config, snn, splits)
+    calib_net, calib_batches = calibration_data(config, snn, splits)
     calib = collect_outputs(calib_net, calib_batches, forward, device, config.progress)
     arrays.update(
         test_outputs=test["outputs"],
@@ -143,7 +148,7 @@ def evaluate_network(
     return snn, arrays
 
 
-def _calibration(config: Config, snn: nn.Module, splits: Splits):
+def calibration_data(config: Config, snn: nn.Module, splits: Splits):
     """``(network, batches)`` the Top-K cutoff is calibrated on: the held-out calib split, or
     the paper's training data through spike dropout (docs/method.md §1.7.1)."""
     if config.calibration == "train-dropout":

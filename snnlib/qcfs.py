@@ -4,19 +4,28 @@ Bu et al., ICLR 2022, as used by the official code (docs/method.md §1.3)::
 
     φ(x) = λ · clip( floor( L · ReLU(x) / λ + 1/2 ) / L , 0 , 1 )
 
-``λ`` is a learnable scalar per layer (init 8.0, trained with weight decay like every other
-parameter); ``floor`` has a straight-through gradient. The official code applies the ReLU
+``λ`` is a learnable scalar per layer, trained with weight decay like every other parameter;
+``floor`` has a straight-through gradient. The official code starts every ``λ`` at 8.0; by
+default we start it at a high percentile of the layer's pre-activations on a few training
+batches (:func:`clip_from_data`, docs/method.md §4.2): with ``λ`` far above the
+pre-activations the quantisation is coarse, and the IF network matches its ANN only at
+``T = L``. The official code applies the ReLU
 first, unlike the original QCFS (which floors, then clips): the forward values are the same,
 the gradient differs only for ``x`` in ``(−λ/(2L), 0)``. We follow the official code.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
+
 import torch
 from torch import Tensor, nn
 
 from snnlib import checks
 from snnlib.neurons import Collector, LayerRecord, RunState, SpikingModule
+
+QUANTILE_MAX = 2**24  # torch.quantile's input limit; larger samples are thinned evenly
 
 
 def floor_ste(x: Tensor) -> Tensor:
@@ -52,3 +61,46 @@ class QCFS(SpikingModule):
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, lam={self.lam.item():.4g}"
+
+
+def clip_from_data(
+    model: nn.Module, batches, forward, percentile: float = 99.0, n_batches: int = 4
+) -> list[float]:
+    """Set each QCFS layer's ``λ`` to the ``percentile`` of its positive pre-activations on the
+    first ``n_batches`` of ``batches`` (epoch 0); return the new values in forward order.
+
+    Layer by layer in forward order, so each layer sees the inputs that the already-set layers
+    before it produce. The pre-activations come from a copy in train mode (batch statistics, as
+    in training), so ``model``'s BatchNorm buffers stay as they were. A layer with no positive
+    pre-activation keeps its ``λ``. ``forward(model, x, collector)`` is the training forward.
+    """
+    checks.number("percentile", percentile, low=0, high=100, low_open=True)
+    checks.integer("n_batches", n_batches, low=1)
+    probe = copy.deepcopy(model).train()
+    originals = dict(zip(probe.modules(), model.modules(), strict=True))
+    device = next(model.parameters()).device
+    xs = [x.to(device) for x, _ in itertools.islice(batches.epoch(0), n_batches)]
+    values = []
+    with torch.no_grad():
+        for layer in _forward_order(probe, forward, xs[0]):
+            pre = torch.cat([_preactivations(probe, forward, x, layer) for x in xs])
+            pre = pre[pre > 0]
+            if pre.numel():
+                pre = pre[:: -(-pre.numel() // QUANTILE_MAX)].float()  # [n] thinned evenly
+                layer.lam.fill_(torch.quantile(pre, percentile / 100))
+            originals[layer].lam.copy_(layer.lam)
+            values.append(layer.lam.item())
+    return values
+
+
+def _forward_order(model: nn.Module, forward, x: Tensor) -> list[QCFS]:
+    collector = Collector(detach=True)
+    forward(model, x, collector)
+    layers = [r.layer for r in collector.records if isinstance(r.layer, QCFS)]
+    return list(dict.fromkeys(layers))
+
+
+def _preactivations(model: nn.Module, forward, x: Tensor, layer: QCFS) -> Tensor:
+    collector = Collector(detach=True)
+    forward(model, x, collector)
+    return torch.cat([r.preactivation.flatten() for r in collector.records if r.layer is layer])

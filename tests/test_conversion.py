@@ -6,10 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from snnlib.collector import Collector
 from snnlib.convert import convert
 from snnlib.layers import Folded, Sequential
 from snnlib.neurons import LIF, RunState
-from snnlib.qcfs import QCFS, qcfs
+from snnlib.qcfs import QCFS, clip_from_data, qcfs
 
 
 def test_qcfs_values_by_hand():
@@ -130,3 +131,59 @@ def test_converted_network_reloads_exactly_after_lambda_moved():
     x = torch.randn(8, 16, 10).mul(3)
     with torch.no_grad():
         assert torch.equal(rebuilt(x), snn(x))
+
+
+class _Batches:
+    """The ``epoch(e)`` protocol of snnlib's batches, over fixed tensors."""
+
+    def __init__(self, xs):
+        self.xs = xs
+
+    def epoch(self, epoch=0):
+        return ((x, torch.zeros(len(x), dtype=torch.long)) for x in self.xs)
+
+
+def _train_forward(model, x, collector=None):
+    return model(x.unsqueeze(0), collector=collector)  # [1, B, ...]: the ANN at T = 1
+
+
+def test_clip_from_data_is_each_layers_percentile_in_forward_order():
+    torch.manual_seed(0)
+    net = small_qcfs_net(levels=4)
+    bn = net[1].module
+    buffers = copy.deepcopy(bn.state_dict())
+    xs = [torch.randn(64, 10) * 3 for _ in range(5)]
+    lams = clip_from_data(net, _Batches(xs), _train_forward, percentile=90.0, n_batches=4)
+    acts = [m for m in net.modules() if isinstance(m, QCFS)]
+    assert lams == [m.lam.item() for m in acts] and 8.0 not in lams
+    # independently: in the finished network (train mode), layer k's input does not depend on
+    # its own λ or on later ones, so each λ is the percentile of what that layer sees now
+    # (a one-pass version, reading layer 2's input while layer 1 still had λ = 8, fails here)
+    probe = copy.deepcopy(net).train()
+    probe_acts = [m for m in probe.modules() if isinstance(m, QCFS)]
+    seen = [[] for _ in probe_acts]
+    with torch.no_grad():
+        for x in xs[:4]:
+            col = Collector(detach=True)
+            _train_forward(probe, x, col)
+            for r in col.records:
+                seen[probe_acts.index(r.layer)].append(r.preactivation.flatten())
+    for lam, parts in zip(lams, seen, strict=True):
+        pre = torch.cat(parts)
+        assert lam == pytest.approx(torch.quantile(pre[pre > 0], 0.9).item(), rel=1e-6)
+    assert all(torch.equal(bn.state_dict()[k], v) for k, v in buffers.items())  # untouched
+
+
+def test_clip_from_data_keeps_lambda_of_a_layer_that_never_fires():
+    net = small_qcfs_net(levels=4)
+    with torch.no_grad():
+        net[3][0].module.weight.zero_()
+        net[3][0].module.bias.fill_(-1.0)  # the second QCFS layer sees only negative inputs
+    lams = clip_from_data(net, _Batches([torch.randn(32, 10)]), _train_forward, n_batches=1)
+    assert lams[1] == 8.0 and lams[0] != 8.0
+
+
+@pytest.mark.parametrize("percentile, n_batches", [(0, 4), (101, 4), (99, 0)])
+def test_clip_from_data_bad_arguments(percentile, n_batches):
+    with pytest.raises(ValueError, match=r"percentile|n_batches"):
+        clip_from_data(small_qcfs_net(), _Batches([]), _train_forward, percentile, n_batches)
