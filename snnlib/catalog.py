@@ -90,6 +90,16 @@ DATASET_INFO: dict[str, DatasetInfo] = {
             "N-MNIST recordings (tonic); official Train/Test, calib = 10 % of Train",
             samples=70_000,  # 60,000 train + 10,000 test
         ),
+        _event(
+            "nmnist-subset",
+            10,
+            34,
+            34,
+            10,
+            "1,100 real N-MNIST recordings (1,000 of Train, 100 of Test; tonic's NMNIST "
+            "layout); split by the committed file lists: 310 test, 78 calib, 712 train",
+            samples=1_100,
+        ),
         _frame(
             "cifar10",
             10,

@@ -70,6 +70,7 @@ def test_registry_describes_every_dataset():
         "mnist5k",
         "mnist5k-dvs",
         "nmnist",
+        "nmnist-subset",
         "cifar10",
         "cifar100",
         "tiny-imagenet",
@@ -288,6 +289,38 @@ def test_nmnist_real_subset(nmnist_root, tmp_path):
         "calib": 100,
         "test": 100,
     }
+
+
+def test_nmnist_subset_record_is_its_rule():
+    """The committed file lists are the documented rule applied to the subset's own files."""
+    record = splits.load_split_file("nmnist-subset")
+    files = [p for s in data.SPLITS for p in record[s]]
+    assert len(files) == len(set(files)) == 1100
+    assert (
+        splits._dump(splits.nmnist_subset_record(files))
+        == (splits.SPLIT_DIR / "nmnist-subset.json").read_text()
+    )
+    assert {s: len(record[s]) for s in data.SPLITS} == {"train": 712, "calib": 78, "test": 310}
+    assert sum(p.startswith("Test/") for p in record["test"]) == 100
+
+
+def test_nmnist_subset_real_files(nmnist_root, tmp_path):
+    kwargs = {"root": nmnist_root, "T": 10, "cache_dir": tmp_path / "cache"}
+    record = splits.load_split_file("nmnist-subset")
+    for split in data.SPLITS:
+        ds = data.get_dataset("nmnist-subset", split, **kwargs)
+        relpaths = [Path(p).relative_to(nmnist_root / "NMNIST").as_posix() for p in ds.paths]
+        assert relpaths == record[split]
+        assert ds.targets == [int(Path(p).parent.name) for p in ds.paths]
+    x, y = ds[5]
+    assert x.shape == (10, 2, 34, 34) and y == ds.targets[5] and x.sum() > 0
+
+
+def test_nmnist_subset_names_missing_files(tmp_path):
+    write_nmnist(tmp_path, {"Train": 1, "Test": 1})  # ten files, none of them listed
+    missing = r"\d+ of its 1100 listed files missing, e.g. Test/0/"
+    with pytest.raises(DatasetNotFoundError, match=missing):
+        data.get_dataset("nmnist-subset", "test", root=tmp_path, cache_dir=False)
 
 
 # --- fixtures in the real on-disk formats -----------------------------------------------------

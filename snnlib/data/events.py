@@ -3,6 +3,7 @@
 | name           | tonic class (folder under root) | frame (W, H) | window (from first event)  |
 |----------------|---------------------------------|--------------|----------------------------|
 | nmnist         | ``NMNIST``                      | 34 x 34      | whole recording (~300 ms)  |
+| nmnist-subset  | ``NMNIST`` (listed files only)  | 34 x 34      | whole recording (~300 ms)  |
 | cifar10-dvs    | ``CIFAR10DVS``                  | 128 x 128    | 0.1 s to 1.2 s             |
 | ncaltech101    | ``NCALTECH101``                 | 240 x 180    | whole recording (~300 ms)  |
 | dvs128-gesture | ``DVSGesture``                  | 128 x 128    | 0 to 1.3 s                 |
@@ -42,9 +43,9 @@ from tonic.download_utils import extract_archive
 from torch.utils.data import Dataset
 
 from snnlib.catalog import dataset_info as info
-from snnlib.data.errors import CorruptSampleError, not_found
+from snnlib.data.errors import SPLITS, CorruptSampleError, not_found
 from snnlib.data.framing import RandomTranslate, Window, to_frames
-from snnlib.data.splits import NCALTECH101_CLASSES, carve_calib, file_rule_split
+from snnlib.data.splits import NCALTECH101_CLASSES, carve_calib, file_rule_split, load_split_file
 from snnlib.data.validate import RECORD_BYTES, check_events, check_file
 
 CACHE_VERSION = 1  # bump when the framing changes, so old caches are not reused
@@ -69,6 +70,44 @@ class _LocalFiles:
 
 class NMNIST(_LocalFiles, tonic.datasets.NMNIST):
     """tonic's NMNIST (same class name, so same folder) that accepts a partial copy."""
+
+
+class NMNISTSubset:
+    """The N-MNIST subset: exactly the files ``splits/nmnist-subset.json`` lists, from tonic's
+    NMNIST folder (the subset's own copy or a complete N-MNIST), ``Train`` and ``Test`` read
+    as one dataset (paths sorted). A listed file that is missing is an error naming it."""
+
+    folder = "NMNIST"  # tonic's folder under root
+
+    def __init__(self, save_to: str, *, local_only: bool):
+        parts = [NMNIST(save_to, local_only=local_only, train=t) for t in (True, False)]
+        self.location_on_system, self.folder_name = parts[0].location_on_system, ""
+        listed = {p for s in SPLITS for p in load_split_file("nmnist-subset")[s]}
+        found = {
+            Path(path).relative_to(self.location_on_system).as_posix(): (part, i)
+            for part in parts
+            for i, path in enumerate(part.data)
+        }
+        missing = sorted(listed - set(found))
+        if missing:
+            base = Path(self.location_on_system)
+            raise not_found(
+                "nmnist-subset",
+                base,
+                [f"{base}/Train/<digit 0-9>/<id>.bin", f"{base}/Test/<digit 0-9>/<id>.bin"],
+                "The subset's files are listed in snnlib/data/splits/nmnist-subset.json.",
+                f"{len(missing)} of its {len(listed)} listed files missing, e.g. {missing[0]}",
+            )
+        self._items = [found[p] for p in sorted(listed)]
+        self.data = [part.data[i] for part, i in self._items]
+        self.targets = [part.targets[i] for part, i in self._items]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int):
+        part, i = self._items[index]
+        return part[i]
 
 
 class CIFAR10DVS(_LocalFiles, tonic.datasets.CIFAR10DVS):
@@ -117,6 +156,17 @@ SOURCES = {
         layout=("NMNIST/Train/<digit 0-9>/<id>.bin", "NMNIST/Test/<digit 0-9>/<id>.bin"),
         download="Pass download=True to fetch train.zip / test.zip with tonic "
         f"(from {tonic.datasets.NMNIST.train_url} and {tonic.datasets.NMNIST.test_url}).",
+    ),
+    "nmnist-subset": EventSource(
+        NMNISTSubset,
+        {"all": ("", {})},
+        "Train/*/*.bin",
+        Window(),
+        max_shift=0,
+        drop_outside=False,
+        layout=("NMNIST/Train/<digit 0-9>/<id>.bin", "NMNIST/Test/<digit 0-9>/<id>.bin"),
+        download="The files are listed in snnlib/data/splits/nmnist-subset.json; a complete "
+        "N-MNIST copy holds them (dataset nmnist with download=True fetches it with tonic).",
     ),
     "cifar10-dvs": EventSource(
         CIFAR10DVS,
@@ -176,7 +226,7 @@ def open_source(name: str, part: str, root: Path, download: bool):
             "installed: pip install aedat"
         )
     sub, kwargs = src.parts[part]
-    base = root / src.tonic_cls.__name__
+    base = root / getattr(src.tonic_cls, "folder", src.tonic_cls.__name__)
     folder = base / sub if sub else base
     present = folder.is_dir() and next(folder.glob(src.pattern), None) is not None
     if not present and not download:

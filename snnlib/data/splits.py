@@ -22,6 +22,11 @@ Rules (no RNG, so no numpy version can change them; a sample's split depends onl
   class; ``n % 10 == 0`` is test and ``n % 10 == 5`` is calib (10 % each, every class, any
   class size, no file list needed). ``splits/ncaltech101.json`` holds the rule and the
   101 class names (label = position in that sorted list).
+* **nmnist-subset** (1,100 real N-MNIST recordings: 1,000 of ``Train``, 100 of ``Test``):
+  its own 100 ``Test`` files would make one test sample one point, so 21 % of each digit's
+  ``Train`` files (hash order) join them: 310 test, 78 calib, 712 train.
+  ``splits/nmnist-subset.json`` lists every file of each split (written from the files by
+  :func:`nmnist_subset_record`; only listed files are read).
 
 Regenerate the JSON files with
 ``python -c "from snnlib.data.splits import generate_split_files as g; g()"``
@@ -37,8 +42,11 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+from snnlib.data.errors import SPLITS
+
 SPLIT_DIR = Path(__file__).resolve().parent / "splits"
 CALIB_FRACTION = 0.1
+NMNIST_SUBSET_TEST_FRACTION = 0.21  # with the 100 Test files: >= 300 test samples
 CIFAR10_DVS_CLASSES = (
     "airplane",
     "automobile",
@@ -157,31 +165,72 @@ def _file_number(relpath: str) -> int:
     return int(match.group(1))
 
 
-def file_rule_split(name: str, relpaths: Sequence[str]) -> dict[str, list[int]]:
-    """Split positions of files ``<class>/<file>`` by the committed rule of ``name``.
+def _cifar10_dvs_split(record: dict, relpath: str) -> str:
+    cls, n = relpath.split("/")[0], _file_number(relpath)
+    return "test" if n in record["test"][cls] else "calib" if n in record["calib"][cls] else "train"
 
-    Only for the datasets without an official split (cifar10-dvs, ncaltech101).
-    """
+
+def _ncaltech101_split(record: dict, relpath: str) -> str:
+    r = _file_number(relpath) % record["modulus"]
+    if r == record["test_residue"]:
+        return "test"
+    return "calib" if r == record["calib_residue"] else "train"
+
+
+def _listed_split(record: dict, relpath: str) -> str:
+    return next(s for s in ("test", "calib", "train") if relpath in record[s])
+
+
+_SPLIT_OF = {
+    "cifar10-dvs": _cifar10_dvs_split,
+    "ncaltech101": _ncaltech101_split,
+    "nmnist-subset": _listed_split,
+}
+
+
+def file_rule_split(name: str, relpaths: Sequence[str]) -> dict[str, list[int]]:
+    """Split positions of files by the committed record of ``name`` (the datasets without an
+    official split, and the N-MNIST subset, whose files the record lists)."""
     record = load_split_file(name)
-    out: dict[str, list[int]] = {"train": [], "calib": [], "test": []}
     if name == "cifar10-dvs":
-        test = {c: set(v) for c, v in record["test"].items()}
-        calib = {c: set(v) for c, v in record["calib"].items()}
+        record = {s: {c: set(v) for c, v in record[s].items()} for s in ("test", "calib")}
+    elif name == "nmnist-subset":
+        record = {s: set(record[s]) for s in SPLITS}
+    out: dict[str, list[int]] = {s: [] for s in SPLITS}
     for pos, relpath in enumerate(relpaths):
-        cls, n = relpath.split("/")[0], _file_number(relpath)
-        if name == "cifar10-dvs":
-            split = "test" if n in test[cls] else "calib" if n in calib[cls] else "train"
-        else:
-            r = n % record["modulus"]
-            split = (
-                "test"
-                if r == record["test_residue"]
-                else "calib"
-                if r == record["calib_residue"]
-                else "train"
-            )
-        out[split].append(pos)
+        out[_SPLIT_OF[name](record, relpath)].append(pos)
     return out
+
+
+def nmnist_subset_rule(relpaths: Sequence[str]) -> dict[str, list[str]]:
+    """The N-MNIST subset's split from its file paths (``Train/<digit>/<id>.bin``,
+    ``Test/<digit>/<id>.bin``): every ``Test`` file is test, and so is 21 % of each digit's
+    ``Train`` files in hash order (the 100 ``Test`` recordings alone would make one test
+    sample one point); calib is 10 % of the rest of each digit; the remainder is train."""
+    train = sorted(p for p in relpaths if p.startswith("Train/"))
+    labels = [int(p.split("/")[1]) for p in train]
+    test = set(stratified_pick(train, labels, NMNIST_SUBSET_TEST_FRACTION, "nmnist-subset/test"))
+    rest = [i for i in range(len(train)) if i not in test]
+    calib = carve_calib([train[i] for i in rest], [labels[i] for i in rest], "nmnist-subset")
+    return {
+        "train": [train[rest[i]] for i in calib["train"]],
+        "calib": [train[rest[i]] for i in calib["calib"]],
+        "test": sorted([train[i] for i in test] + [p for p in relpaths if p.startswith("Test/")]),
+    }
+
+
+def nmnist_subset_record(relpaths: Sequence[str]) -> dict:
+    """The committed record of the N-MNIST subset: the rule, and every file of each split."""
+    return {
+        "dataset": "nmnist-subset",
+        "rule": "files Train/<digit>/<id>.bin and Test/<digit>/<id>.bin of N-MNIST: every Test "
+        "file is test; per digit, 21 % of the Train files in sha256 order (salt "
+        "'nmnist-subset/test') are test too, then 10 % of the rest (salt 'nmnist-subset/calib') "
+        "calib; the remaining Train files are train. Only the files listed here are used.",
+        "source": "1,100 N-MNIST recordings: MNIST training images 1..1000 (Train) and test "
+        "images 60001..60100 (Test), as in slayerPytorch's example/NMNISTsmall",
+        **nmnist_subset_rule(relpaths),
+    }
 
 
 def _dump(record: dict) -> str:

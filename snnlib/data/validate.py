@@ -26,7 +26,7 @@ from snnlib.catalog import dataset_info
 from snnlib.data.errors import CorruptSampleError
 
 # Bytes per event of the files that hold fixed-size records (x 8, y 8, p 1, t 23 bits).
-RECORD_BYTES = {"nmnist": 5, "ncaltech101": 5}
+RECORD_BYTES = {"nmnist": 5, "nmnist-subset": 5, "ncaltech101": 5}
 TIME_TOLERANCE_US = 1_000
 MIN_FRACTION = 0.9
 
