@@ -1,0 +1,298 @@
+"""The regulariser study: does the RCS weight α make answers settle earlier, seed by seed?
+
+Runs of one *setting* (dataset, method, arch, T) that differ only in ``α`` and ``seed`` are
+compared with the ``α = 0`` runs of the same seeds: a seed fixes the initialisation and the
+data order, so run ``s`` at ``α`` and run ``s`` at ``α = 0`` form a pair, and for every metric
+``m`` of :data:`METRICS` (one number per run, from its record)::
+
+    d_s        = m(run at α, seed s) − m(run at α = 0, seed s),   s ∈ S_α
+    S_α        = seeds with a finished run at α and at α = 0 (others are reported, not used)
+    difference = (1/|S_α|) Σ_s d_s,  with a percentile-bootstrap interval (snnlib.stats)
+
+The verdict says whether the interval excludes 0, and in which direction that is better:
+higher accuracy is better, fewer timesteps (OCT, Top-K exits) are better. The size of the
+regulariser against the task loss, ``α·R / L_task`` of the last training epoch (with
+``L_task = train_loss − α·reg_loss``, :mod:`snnlib.train`'s history), shows whether α bites at
+all; it has no better direction (``higher``/``lower``).
+
+Each interval is marginal: with 8 metrics, several α and two settings, expect a few of them
+to exclude 0 by chance alone. Top-K numbers are at each run's own operating point
+(``metrics.json``: the ε chosen on its calibration split), so a pair may compare two
+different ε. Everything is read from run records; nothing is trained or evaluated here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from snnlib.config import NON_IDENTITY
+from snnlib.figures import dataset_label, save, select_runs, write_table
+from snnlib.stats import paired_difference
+
+CONTROL = 0.0  # the α every other α is compared with
+SETTING = ("dataset", "method", "arch", "T")
+FREE = frozenset({"alpha", "seed", "partial", *NON_IDENTITY})  # may differ within a setting
+COLUMNS = (
+    *SETTING,
+    "alpha",
+    "metric",
+    "mean",
+    "mean_alpha0",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "ci_level",
+    "n_pairs",
+    "verdict",
+    "unpaired_seeds",
+)
+# (direction > 0, direction < 0) of a difference whose interval excludes 0, by Metric.better
+VERDICTS = {1: ("better", "worse"), -1: ("worse", "better"), 0: ("higher", "lower")}
+UNCLEAR = "not distinguishable"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number per run record; ``better``: +1 higher is better, −1 lower, 0 neither."""
+
+    name: str
+    label: str
+    better: int
+    value: Callable[[dict], float]
+
+
+def _summary(key: str) -> Callable[[dict], float]:
+    return lambda run: float(run["metrics"][key])
+
+
+def _accuracy_at(t: int) -> Callable[[dict], float]:
+    """Accuracy at the 1-based timestep ``t`` (NaN for a run shorter than ``t``)."""
+
+    def value(run: dict) -> float:
+        curve = run["per_timestep"].set_index("timestep")["accuracy"]
+        return float(curve.get(t, math.nan))
+
+    return value
+
+
+def reg_to_task(run: dict) -> float:
+    """``α·R / L_task`` of the last epoch, ``L_task = train_loss − α·reg_loss`` (NaN if
+    ``L_task <= 0``): the regulariser's share of the objective it was trained with."""
+    last = run["history"].iloc[-1]
+    penalty = run["config"]["alpha"] * float(last["reg_loss"])
+    task = float(last["train_loss"]) - penalty
+    return penalty / task if task > 0 else math.nan
+
+
+METRICS = (
+    Metric("accuracy_tmax", "accuracy at T_max", 1, _summary("accuracy_tmax")),
+    *(Metric(f"accuracy_t{t}", f"accuracy at t = {t}", 1, _accuracy_at(t)) for t in (1, 2, 3)),
+    Metric("oct_mean", "mean OCT (timesteps)", -1, _summary("oct_mean")),
+    Metric("topk_avg_timestep", "Top-K average exit timestep", -1, _summary("topk_avg_timestep")),
+    Metric("topk_accuracy", "Top-K accuracy", 1, _summary("topk_accuracy")),
+    Metric("reg_to_task", "α·R / task loss (last epoch)", 0, reg_to_task),
+)
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """The seeds of one α paired with ``α = 0``, and the seeds left without a partner."""
+
+    seeds: tuple[int, ...]  # a run at α and at α = 0
+    no_treated: tuple[int, ...]  # a run at α = 0 only
+    no_control: tuple[int, ...]  # a run at α only
+
+    @classmethod
+    def of(cls, control: Sequence[int], treated: Sequence[int]) -> Pairing:
+        c, t = set(control), set(treated)
+        return cls(tuple(sorted(c & t)), tuple(sorted(c - t)), tuple(sorted(t - c)))
+
+    def unpaired(self) -> str:
+        """The seeds left out, e.g. ``"4 (no run at this α); 7 (no run at α = 0)"``."""
+        parts = [f"{s} (no run at this α)" for s in self.no_treated]
+        return "; ".join(parts + [f"{s} (no run at α = 0)" for s in self.no_control])
+
+
+def setting_label(row) -> str:
+    """``dataset / method / arch / T=..`` of a table row or a run's config."""
+    return f"{row['dataset']} / {row['method']} / {row['arch']} / T={row['T']}"
+
+
+def group_settings(runs: list[dict]) -> dict[tuple, dict[float, dict[int, dict]]]:
+    """Runs as ``{setting: {α: {seed: run}}}``, the setting keyed as :data:`SETTING`.
+
+    Raises ``ValueError`` when two runs of a setting differ in anything but α, the seed and
+    bookkeeping (:data:`FREE`), or when a setting holds two runs of the same α and seed: such
+    runs are not pairs.
+    """
+    groups: dict[tuple, dict[float, dict[int, dict]]] = {}
+    recipes: dict[tuple, tuple[str, dict]] = {}
+    for run in runs:
+        c = run["config"]
+        key = (dataset_label(run), c["method"], c["arch"], c["T"])
+        recipe = {k: v for k, v in c.items() if k not in FREE}
+        first, known = recipes.setdefault(key, (run["run_dir"].name, recipe))
+        differ = sorted(k for k in known.keys() | recipe.keys() if known.get(k) != recipe.get(k))
+        if differ:
+            raise ValueError(
+                f"runs {first} and {run['run_dir'].name} differ in {differ}, not only in alpha "
+                "and seed: they cannot be paired"
+            )
+        arm = groups.setdefault(key, {}).setdefault(float(c["alpha"]), {})
+        if c["seed"] in arm:
+            raise ValueError(
+                f"runs {arm[c['seed']]['run_dir'].name} and {run['run_dir'].name} share "
+                f"alpha={c['alpha']:g} and seed={c['seed']}: they cannot both be paired"
+            )
+        arm[c["seed"]] = run
+    return groups
+
+
+def _rows(key, alpha, control, treated, pairing, boot, log) -> list[dict]:
+    """One row per metric of :data:`METRICS` for one α of one setting."""
+    where = f"[regulariser] {setting_label(dict(zip(SETTING, key, strict=True)))} α={alpha:g}"
+    rows = []
+    for m in METRICS:
+        values = {s: (m.value(treated[s]), m.value(control[s])) for s in pairing.seeds}
+        bad = [s for s, v in values.items() if not np.all(np.isfinite(v))]
+        if bad:
+            log(f"{where} {m.name}: seeds {bad} have no finite value; left out of this metric")
+        kept = np.array([v for s, v in values.items() if s not in bad]).reshape(-1, 2)
+        if len(kept) < 2:
+            log(f"{where} {m.name}: {len(kept)} pair(s), 2 needed; no row")
+            continue
+        diff = paired_difference(kept[:, 0], kept[:, 1], **boot)
+        sign = 0 if not diff.excludes_zero() else (1 if diff.low > 0 else -1)
+        rows.append(
+            dict(zip(SETTING, key, strict=True))
+            | {
+                "alpha": alpha,
+                "metric": m.name,
+                "mean": float(kept[:, 0].mean()),
+                "mean_alpha0": float(kept[:, 1].mean()),
+                "difference": diff.mean,
+                "ci_low": diff.low,
+                "ci_high": diff.high,
+                "ci_level": boot["level"],
+                "n_pairs": diff.n,
+                "verdict": UNCLEAR if sign == 0 else VERDICTS[m.better][0 if sign > 0 else 1],
+                "unpaired_seeds": pairing.unpaired(),
+            }
+        )
+    return rows
+
+
+def paired_table(
+    runs: list[dict], *, n_boot: int = 10_000, level: float = 0.95, seed: int = 0, log=print
+) -> pd.DataFrame:
+    """The tidy study table: one row per (setting, α > 0, metric), columns :data:`COLUMNS`.
+
+    Seeds without a partner, settings without ``α = 0`` runs and metrics with fewer than two
+    finite pairs are logged (one line each) and left out; ``n_boot``, ``level`` and ``seed``
+    go to :func:`snnlib.stats.paired_difference`.
+    """
+    boot = {"n_boot": n_boot, "level": level, "seed": seed}
+    rows: list[dict] = []
+    for key, arms in sorted(group_settings(runs).items()):
+        label = setting_label(dict(zip(SETTING, key, strict=True)))
+        control = arms.pop(CONTROL, None)
+        if control is None:
+            log(f"[regulariser] {label}: no runs at α = 0, nothing to pair with; left out")
+            continue
+        for alpha, treated in sorted(arms.items()):
+            pairing = Pairing.of(list(control), list(treated))
+            if pairing.unpaired():
+                log(f"[regulariser] {label} α={alpha:g}: seeds left out: {pairing.unpaired()}")
+            rows += _rows(key, alpha, control, treated, pairing, boot, log)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _direction(metric: Metric) -> str:
+    return {1: "higher is better", -1: "lower is better", 0: "no better direction"}[metric.better]
+
+
+def figure(table: pd.DataFrame) -> plt.Figure:
+    """Paired differences from ``α = 0`` with their intervals, one panel per metric, one
+    colour and marker per setting, α on a categorical x axis, a line at 0."""
+    shown = [m for m in METRICS if m.name in set(table["metric"])]
+    labels = table.apply(setting_label, axis=1)
+    settings = sorted(set(labels))
+    alphas = sorted(set(table["alpha"]))
+    colours = sns.color_palette("colorblind", len(settings))
+    offsets = np.linspace(-0.2, 0.2, len(settings)) if len(settings) > 1 else [0.0]
+    cols = min(4, len(shown))
+    rows = math.ceil(len(shown) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for ax, m in zip(axes.flat, shown, strict=False):
+        for i, name in enumerate(settings):
+            part = table[(table["metric"] == m.name) & (labels == name)]
+            x = [alphas.index(a) + offsets[i] for a in part["alpha"]]
+            ax.errorbar(
+                x,
+                part["difference"],
+                yerr=[part["difference"] - part["ci_low"], part["ci_high"] - part["difference"]],
+                fmt="osD^v<>p"[i % 8],
+                color=colours[i],
+                capsize=3,
+                label=name,
+            )
+        ax.axhline(0, color="grey", lw=0.8, ls="--")
+        ax.set_title(m.label, fontsize=9)
+        ax.set(xticks=range(len(alphas)), xticklabels=[f"{a:g}" for a in alphas])
+        ax.set_xlim(-0.5, len(alphas) - 0.5)
+        ax.set(xlabel="RCS weight α", ylabel=f"difference from α = 0\n({_direction(m)})")
+    for ax in axes.flat[len(shown) :]:
+        ax.set_visible(False)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, title="setting", loc="upper center", bbox_to_anchor=(0.5, 0.0))
+    level = f"{100 * table['ci_level'].iloc[0]:g} %"
+    n = table["n_pairs"]
+    seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
+    fig.suptitle(f"RCS regulariser: paired difference from α = 0 ({level} bootstrap interval)")
+    fig.text(
+        0.01,
+        -0.01,
+        f"points: mean over {seeds} seeds paired with α = 0 (same initialisation and data "
+        f"order); bars: {level} percentile-bootstrap interval of the mean",
+        fontsize=7,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def write_study(
+    profile_dir: Path, out_dir: Path | None = None, declared: Sequence | None = None, log=print
+) -> list[Path]:
+    """Write ``tables/regulariser.{csv,md,tex}`` and ``figures/regulariser.{png,svg}`` under
+    ``out_dir`` (default: the profile folder); return the files written.
+
+    ``declared``: the profile's configs, as for :func:`snnlib.figures.make_all`.
+    """
+    profile_dir = Path(profile_dir)
+    out_dir = Path(out_dir) if out_dir is not None else profile_dir
+    runs, coverage = select_runs(profile_dir, declared)
+    for line in coverage.report():
+        log(f"[regulariser] {line}")
+    table = paired_table(runs, log=log)
+    if table.empty:
+        raise ValueError(
+            f"no setting under {profile_dir / 'runs'} has runs at α = 0 and at another α on "
+            "at least 2 common seeds: nothing to compare"
+        )
+    table_stem, figure_stem = (
+        out_dir / "tables" / "regulariser",
+        out_dir / "figures" / "regulariser",
+    )
+    write_table(table, table_stem)
+    save(figure(table), figure_stem)
+    return [table_stem.with_suffix(f".{e}") for e in ("csv", "md", "tex")] + [
+        figure_stem.with_suffix(f".{e}") for e in ("png", "svg")
+    ]
