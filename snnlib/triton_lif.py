@@ -81,6 +81,26 @@ def _jit(fn):
 
 
 @_jit
+def _start(v0_ptr, thr_ptr, offs, mask, v_init, thr_scalar, HAS_V0: tl.constexpr,
+           THR_N: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+    """A program's initial membrane ``v_0`` (float32) and its threshold (``[BLOCK]`` or one)."""
+    if HAS_V0:
+        v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        v = tl.zeros([BLOCK], dtype=tl.float32) + v_init
+    th = tl.load(thr_ptr + offs, mask=mask, other=1.0) if THR_N else thr_scalar
+    return v, th
+
+
+@_jit
+def _step(x_ptr, row, mask, v, th, decay, HARD: tl.constexpr):
+    """One step of :func:`snnlib.dynamics.lif_step` in float32: ``(u_t, s_t, v_t)``."""
+    u = decay * v + tl.load(x_ptr + row, mask=mask, other=0.0).to(tl.float32)
+    s = tl.where((u - th) > 0.0, 1.0, 0.0)  # strict ">"
+    return u, s, u * (1.0 - s) if HARD else u - th * s
+
+
+@_jit
 def _forward_kernel(
     x_ptr, v0_ptr, thr_ptr, spikes_ptr, mem_ptr, T, N, decay, v_init, thr_scalar,
     HAS_V0: tl.constexpr, THR_N: tl.constexpr, HARD: tl.constexpr, KEEP: tl.constexpr,
@@ -88,16 +108,10 @@ def _forward_kernel(
 ):  # fmt: skip
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    if HAS_V0:
-        v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    else:
-        v = tl.zeros([BLOCK], dtype=tl.float32) + v_init
-    th = tl.load(thr_ptr + offs, mask=mask, other=1.0) if THR_N else thr_scalar
+    v, th = _start(v0_ptr, thr_ptr, offs, mask, v_init, thr_scalar, HAS_V0, THR_N, BLOCK)
     for t in range(T):
         row = t * N + offs
-        u = decay * v + tl.load(x_ptr + row, mask=mask, other=0.0).to(tl.float32)
-        s = tl.where((u - th) > 0.0, 1.0, 0.0)  # strict ">"
-        v = u * (1.0 - s) if HARD else u - th * s
+        _, s, v = _step(x_ptr, row, mask, v, th, decay, HARD)
         tl.store(spikes_ptr + row, s.to(spikes_ptr.dtype.element_ty), mask=mask)
         if KEEP:
             tl.store(mem_ptr + row, v.to(mem_ptr.dtype.element_ty), mask=mask)
@@ -114,16 +128,10 @@ def _backward_kernel(
 ):  # fmt: skip
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    if HAS_V0:
-        v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    else:
-        v = tl.zeros([BLOCK], dtype=tl.float32) + v_init
-    th = tl.load(thr_ptr + offs, mask=mask, other=1.0) if THR_N else thr_scalar
+    v, th = _start(v0_ptr, thr_ptr, offs, mask, v_init, thr_scalar, HAS_V0, THR_N, BLOCK)
     for t in range(T):  # recompute u_t, exactly as the forward, into the gradient's rows
         row = t * N + offs
-        u = decay * v + tl.load(x_ptr + row, mask=mask, other=0.0).to(tl.float32)
-        s = tl.where((u - th) > 0.0, 1.0, 0.0)
-        v = u * (1.0 - s) if HARD else u - th * s
+        u, _, v = _step(x_ptr, row, mask, v, th, decay, HARD)
         tl.store(ug_ptr + row, u, mask=mask)
     g_next = tl.zeros([BLOCK], dtype=tl.float32)  # decay · g^u_{t+1}
     for i in range(T):  # reverse sweep: BPTT through the reset and the leak
