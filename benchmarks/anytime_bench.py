@@ -72,25 +72,26 @@ def finished_runs(root: Path) -> list[Path]:
     return [run_dir for _, run_dir in chosen.values()]
 
 
-def train_fallback(out_dir: Path) -> list[Path]:
+def train_fallback(out_dir: Path, device: torch.device) -> list[Path]:
     runs = []
     for overrides in FALLBACK:
-        config = Config(T=8, out_dir=str(out_dir), device="cpu", progress=False, **overrides)
+        config = Config(T=8, out_dir=str(out_dir), device=device.type, progress=False, **overrides)
         runs.append(run(config, log=lambda msg: print(f"  {msg}")))
     return runs
 
 
-def load(run_dir: Path):
-    """``(config, SNN in eval mode, metrics.json)`` of a finished run with its weights."""
+def load(run_dir: Path, device: torch.device):
+    """``(config, SNN in eval mode on device, metrics.json)`` of a finished run with weights."""
     config, net = load_snn(run_dir)
-    return config, net, json.loads((run_dir / "metrics.json").read_text())
+    return config, net.to(device), json.loads((run_dir / "metrics.json").read_text())
 
 
-def test_batch(config: Config, batch: int):
-    """``(engine input, sequence?, [T, B, ...] input of the full call, labels)``."""
+def test_batch(config: Config, batch: int, device: torch.device):
+    """``(engine input, sequence?, [T, B, ...] input of the full call, labels)``; the inputs on
+    ``device``, the labels on the CPU."""
     batches = batches_for(config.replace(eval_batch_size=batch), "test", False, False)
     x, y = next(iter(batches.epoch()))
-    x, sequence = anytime_input(config, x)
+    x, sequence = anytime_input(config, x.to(device))
     x_full = x if sequence else x.unsqueeze(0).expand(config.T, *x.shape)
     return x, sequence, x_full, y
 
@@ -111,12 +112,17 @@ def speedup(times: dict, key: str, baselines=("full", "stepped-full"), statistic
     return min(statistics.median(r) for r in per_round)
 
 
-def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int) -> dict:
-    config, net, summary = load(run_dir)
+def sync_for(device: torch.device):
+    """What ends a timed call: a CUDA synchronisation on a GPU (kernels run asynchronously)."""
+    return torch.cuda.synchronize if device.type == "cuda" else None
+
+
+def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int, device) -> dict:
+    config, net, summary = load(run_dir, device)
     T = config.T
-    x, sequence, x_full, y = test_batch(config, batch)
+    x, sequence, x_full, y = test_batch(config, batch, device)
     with torch.no_grad():
-        cum = net(x_full).float().cumsum(0)  # offline cumulative outputs [T, B, K]
+        cum = net(x_full).float().cumsum(0).cpu()  # offline cumulative outputs [T, B, K]
     rules = {
         f"topk(eps={summary['topk_epsilon']:g})": cutoff.TopK(summary["topk_betas"]),
         "confidence(0.9)": cutoff.Confidence(0.9),
@@ -151,7 +157,7 @@ def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int) -> dict:
             row["work_speedup"] = 1.0 / res.work_fraction  # N·T_max / sample-steps run
             row["batch_sizes"] = list(res.batch_sizes)
             rows.append(row)
-    wall, cpu = time_round_robin(fns, repeats)
+    wall, cpu = time_round_robin(fns, repeats, sync=sync_for(device))
     for row in rows:
         key = row["key"]
         row["time_ms"] = statistics.median(wall[key])
@@ -185,16 +191,16 @@ def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int) -> dict:
     }
 
 
-def bench_stream(run_dir: Path, batch: int, repeats: int) -> dict:
+def bench_stream(run_dir: Path, batch: int, repeats: int, device) -> dict:
     """The whole test split, Top-K at the run's ε: ``stream_anytime`` with at most ``batch``
     samples live (a sample that exits is replaced by the next), against the folded
     multi-step call over consecutive batches of ``batch`` (all T_max steps for everyone)."""
-    config, net, summary = load(run_dir)
+    config, net, summary = load(run_dir, device)
     T = config.T
-    x, sequence, x_full, y = test_batch(config, 10**6)  # the whole split in one tensor
+    x, sequence, x_full, y = test_batch(config, 10**6, device)  # the whole split in one tensor
     chunks = [x_full[:, i : i + batch] for i in range(0, len(y), batch)]
     with torch.no_grad():
-        cum = torch.cat([net(c).float().cumsum(0) for c in chunks], 1)
+        cum = torch.cat([net(c).float().cumsum(0).cpu() for c in chunks], 1)
     rule = cutoff.TopK(summary["topk_betas"])
     steps = cutoff.exit_steps(rule, cum)
     res = stream_anytime(net, x, rule, T, batch=batch, sequence=sequence)
@@ -207,7 +213,8 @@ def bench_stream(run_dir: Path, batch: int, repeats: int) -> dict:
     def stream():
         stream_anytime(net, x, rule, T, batch=batch, sequence=sequence)
 
-    wall, _ = time_round_robin({"full": full, "stream": stream}, repeats, warmup=1)
+    fns = {"full": full, "stream": stream}
+    wall, _ = time_round_robin(fns, repeats, warmup=1, sync=sync_for(device))
     measured = speedup(wall, "stream", baselines=("full",))
     ideal = T / float(steps.mean())
     return {
@@ -275,7 +282,10 @@ def main() -> None:
         default=[torch.get_num_threads()],
         help="torch thread counts to measure, one after the other",
     )
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (timed with syncs)")
+    parser.add_argument("--name", default="anytime", help="results/bench/<name>.json")
     args = parser.parse_args()
+    device = torch.device(args.device)
     allocator = keep_freed_memory(not args.glibc_defaults)
     modes = {"step": {}, f"tail{args.tail}": {"tail": args.tail}}
     modes.update({f"chunk{c}": {"chunk": c} for c in args.chunks})
@@ -286,14 +296,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="anytime-bench-") as tmp:
         if not runs:
             print(f"no finished run with a model.pt under {args.runs}: training small models")
-            runs = train_fallback(Path(tmp))
+            runs = train_fallback(Path(tmp), device)
             source = f"trained here (no finished quick run), T=8: {FALLBACK}"
         results, stream_rows = [], []
         for threads in args.threads:
             torch.set_num_threads(threads)
             for run_dir in runs:
                 print(f"[{run_dir.name}, {threads} thread(s)]")
-                r = {"threads": threads, **bench_model(run_dir, args.batch, modes, args.repeats)}
+                r = bench_model(run_dir, args.batch, modes, args.repeats, device)
+                r = {"threads": threads, **r}
                 print(
                     f"  all {r['T_max']} steps: multi-step {r['full_ms']:.1f} ms, "
                     f"stepped {r['stepped_full_ms']:.1f} ms (medians; stepping cost ratio "
@@ -303,7 +314,7 @@ def main() -> None:
                     print(describe(row))
                 results.append(r)
                 if args.stream_batch:
-                    row = bench_stream(run_dir, args.stream_batch, args.repeats)
+                    row = bench_stream(run_dir, args.stream_batch, args.repeats, device)
                     stream_rows.append({"threads": threads, **row})
                     print(
                         f"  stream, {row['samples']} samples, batch {row['batch']}: avg exit "
@@ -313,7 +324,7 @@ def main() -> None:
                     )
                 loads.append(os.getloadavg())
     payload = {
-        "environment": environment(),
+        "environment": {**environment(), "device": args.device},
         "load_average_1min_during_run": [round(load[0], 2) for load in loads],
         "allocator": {
             "mallopt": allocator or "glibc defaults",
@@ -330,7 +341,7 @@ def main() -> None:
         "stream": stream_rows,
         "results": results,
     }
-    print(f"wrote {write_json('anytime', payload)}")
+    print(f"wrote {write_json(args.name, payload)}")
 
 
 if __name__ == "__main__":

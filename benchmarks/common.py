@@ -28,18 +28,22 @@ def time_call(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> di
     return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
 
 
-def time_round_robin(fns: dict, repeats: int, warmup: int = 2) -> tuple[dict, dict]:
+def time_round_robin(fns: dict, repeats: int, warmup: int = 2, sync=None) -> tuple[dict, dict]:
     """Wall and process-CPU times in ms of every callable, one call each per round (so a drift
-    in the machine's load hits all of them alike)."""
+    in the machine's load hits all of them alike); ``sync()`` ends each call (on a GPU:
+    ``torch.cuda.synchronize``)."""
+    sync = sync or (lambda: None)
     for _ in range(warmup):
         for fn in fns.values():
             fn()
+            sync()
     wall: dict[str, list[float]] = {name: [] for name in fns}
     cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             start, start_cpu = time.perf_counter(), time.process_time()
             fn()
+            sync()
             wall[name].append((time.perf_counter() - start) * 1e3)
             cpu[name].append((time.process_time() - start_cpu) * 1e3)
     return wall, cpu

@@ -46,11 +46,17 @@ BASELINE = "spikingjelly_torch"
 MIB = 2**20
 
 
-def make_neuron(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function ``x [T, N] -> spikes [T, N]`` that starts from a fresh state on every call."""
-    if name.startswith("snnlib"):
-        return LIF(decay=0.5, backend="reference" if name == "snnlib_reference" else "auto")
-    if name == "spikingjelly_torch":
+SNNLIB_BACKENDS = {"snnlib_reference": "reference", "snnlib_fast": "auto", "snnlib_torch": "torch"}
+
+
+def make_neuron(name: str, device: str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function ``x [T, N] -> spikes [T, N]`` that starts from a fresh state on every call.
+
+    ``spikingjelly_*``: on CUDA, SpikingJelly picks its kernels by the environment variable
+    ``SJ_LIF_CUDA_IMPLEMENTATION`` (torch, triton, cuda; read when it is first imported)."""
+    if name in SNNLIB_BACKENDS:
+        return LIF(decay=0.5, backend=SNNLIB_BACKENDS[name]).to(device)
+    if name.startswith("spikingjelly"):
         from spikingjelly.activation_based import neuron
 
         node = neuron.LIFNode(
@@ -67,6 +73,7 @@ def make_neuron(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
         import snntorch
 
         leaky = snntorch.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero", reset_delay=False)
+        leaky = leaky.to(device)
 
         def snntorch_loop(x):
             mem = leaky.init_leaky()

@@ -30,10 +30,13 @@ input gradient it is about to write, so it needs no buffer of its own. The refer
 
 Backends: ``"cpp"`` (float32, CPU: ``csrc/lif_kernel.cpp``, compiled on first use with the
 system C++ compiler into ``$SNNLIB_CACHE`` or ``~/.cache/snnlib`` (seconds), no torch
-headers, no ninja, OpenMP through torch's own libgomp); ``"torch"`` (any device and float
-dtype: a custom autograd function that still loops over ``T`` but saves the same compact
-state); ``"auto"`` picks ``"cpp"`` when it applies and has built, else ``"torch"``, warning
-once when the compiler is missing. ``SNNLIB_FAST_LIF=torch`` forces the pure-PyTorch path.
+headers, no ninja, OpenMP through torch's own libgomp); ``"triton"`` (CUDA, float32/16/bf16:
+:mod:`snnlib.triton_lif`, the same kernels in Triton as a ``torch.library`` custom op; CPU
+tensors only under ``TRITON_INTERPRET=1``); ``"torch"`` (any device and float dtype: a
+custom autograd function that still loops over ``T`` but saves the same compact state);
+``"auto"`` picks ``"cpp"`` on CPU and ``"triton"`` on CUDA where they apply (and have built,
+or Triton is installed), else ``"torch"``, warning once when the compiler or Triton is
+missing. ``SNNLIB_FAST_LIF=torch`` forces the pure-PyTorch path.
 A failed build is remembered in a marker file beside the kernel, keyed like the kernel by the
 source, the compiler (its path, binary and version), the flags and the CPU, so a changed
 source or compiler is built afresh; ``SNNLIB_REBUILD_KERNEL=1`` (or deleting the marker that
@@ -60,7 +63,7 @@ from torch.autograd.function import once_differentiable
 from snnlib import checks
 from snnlib.dynamics import LIFParams, StepOut, check_time_first, lif_multistep
 
-BACKENDS = ("auto", "cpp", "torch")
+BACKENDS = ("auto", "cpp", "torch", "triton")
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lif_kernel.cpp"
 # -march=native: AVX2/AVX-512 where present (faster than SSE2; the kernel is compiled on the
 # machine that runs it, and the CPU is part of the cache key). -ffp-contract=off: no fused
@@ -218,6 +221,11 @@ class _CppLIF(torch.autograd.Function):
     """Fused kernel; saves only ``x`` and ``v0`` (see the module docstring)."""
 
     @staticmethod
+    def forward_into(x, v0, thr, p: LIFParams, final: Tensor) -> Tensor:
+        """Inference only: the spikes, and the final membrane written into ``final``."""
+        return _cpp_forward(x, v0, thr, p, None, final)
+
+    @staticmethod
     def forward(ctx, x, v0, thr, p: LIFParams, keep_membrane: bool):
         membrane = torch.empty_like(x) if keep_membrane else None
         final = None if keep_membrane else x.new_empty((1, *x.shape[1:]))
@@ -320,22 +328,23 @@ def _reference(x, threshold, p, v, keep_membrane) -> StepOut:
     return out if keep_membrane else StepOut(out.spikes, out.membrane[-1:])
 
 
-def _fast_threshold(threshold: Tensor | float, x: Tensor) -> Tensor | None:
-    """The threshold as the fast paths take it (a 0-d tensor for one value), or ``None`` for
-    what they do not cover: one that requires grad, or has another dtype or shape."""
+def _fast_threshold(threshold: Tensor | float, x: Tensor, dtype: torch.dtype) -> Tensor | None:
+    """The threshold as the fast paths take it (a 0-d tensor of ``dtype`` for one value), or
+    ``None`` for what they do not cover: one that requires grad, or has another dtype or
+    shape."""
     if not isinstance(threshold, Tensor):
-        return torch.tensor(float(threshold), dtype=x.dtype, device=x.device)
-    if threshold.requires_grad or (threshold.dim() and threshold.dtype != x.dtype):
+        return torch.tensor(float(threshold), dtype=dtype, device=x.device)
+    if threshold.requires_grad or (threshold.dim() and threshold.dtype != dtype):
         return None
     if torch.broadcast_shapes(threshold.shape, x.shape[1:]) != x.shape[1:]:
         return None
-    thr = threshold.to(device=x.device, dtype=x.dtype)
+    thr = threshold.to(device=x.device, dtype=dtype)
     return thr.reshape(()) if thr.numel() == 1 else thr  # one value: the scalar path
 
 
 def _use_cpp(backend: str, x: Tensor) -> bool:
     """Whether the C++ kernel runs ``x`` (``backend='cpp'`` raises where it cannot)."""
-    use_cpp = backend != "torch" and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"
+    use_cpp = backend in ("auto", "cpp") and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"
     use_cpp = use_cpp and x.device.type == "cpu" and x.dtype == torch.float32
     if backend == "cpp" and not use_cpp:
         raise ValueError("backend='cpp' needs float32 CPU tensors (and no SNNLIB_FAST_LIF=torch)")
@@ -346,15 +355,27 @@ def _use_cpp(backend: str, x: Tensor) -> bool:
     return use_cpp
 
 
-def _run_cpp(x, thr, p: LIFParams, v, keep_membrane: bool, inplace: bool) -> StepOut:
-    """The C++ kernel; in inference with ``inplace``, the final membrane is written into ``v``."""
+def _triton_kernel(backend: str, x: Tensor):
+    """:class:`snnlib.triton_lif.TritonLIF` where it runs ``x`` (CUDA tensors under ``"auto"``;
+    ``"triton"`` raises where it cannot), else ``None``."""
+    auto = backend == "auto" and x.device.type == "cuda"
+    if backend == "triton" or (auto and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"):
+        from snnlib import triton_lif  # imports Triton: only for CUDA tensors or on request
+
+        return triton_lif.TritonLIF if triton_lif.usable(x, backend == "triton") else None
+    return None
+
+
+def _run_fused(x, thr, p: LIFParams, v, keep_membrane: bool, inplace: bool, kernel) -> StepOut:
+    """A fused ``kernel`` (:class:`_CppLIF` or :class:`snnlib.triton_lif.TritonLIF`); in
+    inference with ``inplace``, the final membrane is written into ``v``."""
     step_shape = x.shape[1:]
     thr = thr.expand(step_shape).contiguous() if thr.dim() else thr
     grad = torch.is_grad_enabled() or (v is not None and v.requires_grad)
     if inplace and v is not None and not (keep_membrane or grad):
         final = v.view(1, *step_shape)
-        return StepOut(_cpp_forward(x.contiguous(), v, thr, p, None, final), final)
-    return StepOut(*_CppLIF.apply(x.contiguous(), v, thr, p, keep_membrane))
+        return StepOut(kernel.forward_into(x.contiguous(), v, thr, p, final), final)
+    return StepOut(*kernel.apply(x.contiguous(), v, thr, p, keep_membrane))
 
 
 def lif_multistep_fast(
@@ -373,20 +394,24 @@ def lif_multistep_fast(
     ``v`` the initial membrane (``None``: ``v_init``). Returns spikes ``[T, B, ...]`` and the
     post-reset membranes ``[T, B, ...]``, or with ``keep_membrane=False`` only the final one,
     ``[1, B, ...]`` (all a streaming state needs; saves a ``[T, N]`` write).
-    ``inplace=True`` lets the C++ kernel write that final membrane into ``v`` itself in
+    ``inplace=True`` lets a fused kernel write that final membrane into ``v`` itself in
     inference (autograd off, ``v`` not requiring grad, ``v`` contiguous and ``x[0]``-shaped):
     streaming then moves less memory per step than with a fresh buffer. ``v`` must not be
     needed afterwards; where the conditions do not hold, a new tensor is returned as usual.
+    The Triton path (CUDA) also takes float16/bfloat16 ``x`` and computes it in float32.
     Cases the fast paths do not cover (a threshold that requires grad or has another dtype or
     shape, a ``v`` on another device or of another dtype, ``T = 0``) run the reference.
     """
     checks.one_of("backend", backend, BACKENDS)
     check_time_first(x)
-    thr = _fast_threshold(threshold, x) if x.shape[0] and x.is_floating_point() else None
+    triton = _triton_kernel(backend, x)  # computes in float32 whatever the input's dtype
+    fast = x.shape[0] and x.is_floating_point()
+    thr = _fast_threshold(threshold, x, torch.float32 if triton else x.dtype) if fast else None
     if thr is None or (v is not None and (v.dtype != x.dtype or v.device != x.device)):
         return _reference(x, threshold, p, v, keep_membrane)
     if v is not None:
         v = v.expand(x.shape[1:]).contiguous()  # autograd sums a broadcast v0's gradient
-    if _use_cpp(backend, x):
-        return _run_cpp(x, thr, p, v, keep_membrane, inplace)
+    kernel = triton or (_CppLIF if _use_cpp(backend, x) else None)
+    if kernel is not None:
+        return _run_fused(x, thr, p, v, keep_membrane, inplace, kernel)
     return StepOut(*_TorchLIF.apply(x, v, thr, p, keep_membrane))

@@ -48,7 +48,7 @@ __all__ = [
     "spike_fn",
 ]
 
-LIF_BACKENDS = ("auto", "cpp", "torch", "reference")  # see snnlib.fast_lif
+LIF_BACKENDS = ("auto", "cpp", "torch", "triton", "reference")  # see snnlib.fast_lif
 
 
 class LIFState(NamedTuple):
@@ -73,7 +73,7 @@ class LIF(SpikingModule):
     :class:`~snnlib.state.RunState` it continues from, and stores, this layer's
     :class:`LIFState`, so calling it step by step on ``[1, B, ...]`` slices gives exactly the
     multi-step result. ``backend``: ``"reference"`` runs
-    :func:`~snnlib.dynamics.lif_multistep`; ``"auto"``, ``"cpp"``, ``"torch"`` run
+    :func:`~snnlib.dynamics.lif_multistep`; ``"auto"``, ``"cpp"``, ``"torch"``, ``"triton"`` run
     :func:`snnlib.fast_lif.lif_multistep_fast`, bit-identical with a compact BPTT state.
 
     The parameters (:class:`~snnlib.dynamics.LIFParams`, e.g. the ``v_init = λ/2`` set at
