@@ -125,6 +125,8 @@ case $mode in
         "$PY" -m snnlib grid "configs/$profile.yaml" "${grid_args[@]}" || status=$?
         # the runs the profile declares, under its out_dir (a failed figures step counts too)
         "$PY" -m snnlib figures "configs/$profile.yaml" || status=$((status == 0 ? $? : status))
+        # the paper's Top-K calibration against the held-out one (evaluation of the trained runs)
+        "$PY" -m snnlib calibration "configs/$profile.yaml" || status=$((status == 0 ? $? : status))
         echo "[run_all] profile $profile finished in $(( $(date +%s) - start )) s (exit status $status)"
         exit $status
         ;;

@@ -4,6 +4,7 @@ python -m snnlib run CONFIG.yaml [key=value ...] [--force] [--wait]   one experi
 python -m snnlib grid configs/quick.yaml [--only PATTERN] [--force] [--data-root DIR]
 python -m snnlib figures configs/quick.yaml   every figure and table of the runs it declares
 python -m snnlib figures results/scratch      ... or of every finished run in a folder
+python -m snnlib calibration configs/quick.yaml   the paper's calibration vs the held-out one
 python -m snnlib demo [key=value ...]                               a few-minute QCFS run
 
 A run whose config names no ``profile`` goes to ``results/scratch/``, never into a named
@@ -72,6 +73,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("profile", help="configs/<profile>.yaml, or a results/<profile> folder")
     p.add_argument("overrides", nargs="*", help="key=value overrides (e.g. out_dir=...)")
     p = sub.add_parser(
+        "calibration",
+        help="the paper's Top-K calibration against the held-out one (needs model.pt)",
+        parents=[common],
+    )
+    p.add_argument("profile", help="configs/<profile>.yaml, or a results/<profile> folder")
+    p.add_argument("overrides", nargs="*", help="key=value overrides (e.g. out_dir=...)")
+    p = sub.add_parser(
         "demo", help="a few-minute QCFS run on the embedded digits", parents=[common]
     )
     p.add_argument("overrides", nargs="*", help="key=value overrides")
@@ -90,10 +98,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def figures(target: str, overrides: list[str]) -> int:
-    """``figures``: the runs a profile YAML declares, or every finished run of a folder (with
-    the declaration of ``configs/<folder name>.yaml`` when the repository has one)."""
-    from snnlib.figures import make_all
+def _profile(target: str, overrides: list[str]) -> tuple[Path, list | None]:
+    """``(profile folder, declared configs or None)`` of a profile YAML or a results folder
+    (with the declaration of ``configs/<folder name>.yaml`` when the repository has one)."""
     from snnlib.grid import expand
 
     path = Path(target)
@@ -105,22 +112,43 @@ def figures(target: str, overrides: list[str]) -> int:
         declared_by = path
     if not declared_by.is_file():
         if not path.is_dir():
-            raise ConfigError(f"figures {target}: no such profile file or results folder")
-        print(f"[figures] {path}: no profile file declares its runs; using every finished run")
-        written = make_all(path)
-    else:
-        declared = expand(declared_by, values)
-        profile_dir = Path(declared[0].out_dir) / declared[0].profile
-        print(f"[figures] {profile_dir}: the {len(declared)} runs declared by {declared_by}")
-        written = make_all(profile_dir, declared=declared)
-        path = profile_dir
-    print(f"wrote {len(written)} files under {path}")
+            raise ConfigError(f"{target}: no such profile file or results folder")
+        print(f"[{path}] no profile file declares its runs; using every finished run")
+        return path, None
+    declared = expand(declared_by, values)
+    profile_dir = Path(declared[0].out_dir) / declared[0].profile
+    print(f"[{profile_dir}] the {len(declared)} runs declared by {declared_by}")
+    return profile_dir, declared
+
+
+def figures(target: str, overrides: list[str]) -> int:
+    """``figures``: every figure and table of the runs a profile declares (or of every
+    finished run of a folder), the convergence of converted runs, and the regulariser study
+    where runs pair up across α."""
+    from snnlib.report import write_all
+
+    profile_dir, declared = _profile(target, overrides)
+    written = write_all(profile_dir, declared=declared)
+    print(f"wrote {len(written)} files under {profile_dir}")
+    return 0
+
+
+def calibration(target: str, overrides: list[str]) -> int:
+    """``calibration``: the paper's calibration against the held-out one, on the trained
+    networks of a profile (evaluation only)."""
+    from snnlib.calibration_study import write_study
+
+    profile_dir, _ = _profile(target, overrides)
+    written = write_study(profile_dir)
+    print(f"wrote {len(written)} files under {profile_dir}")
     return 0
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    if args.command == "figures":
-        return figures(args.profile, args.overrides)
+    if args.command in ("figures", "calibration"):
+        return {"figures": figures, "calibration": calibration}[args.command](
+            args.profile, args.overrides
+        )
     if args.command == "grid":
         from snnlib.grid import expand, run_grid
 

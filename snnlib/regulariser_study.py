@@ -274,7 +274,8 @@ def write_study(
     """Write ``tables/regulariser.{csv,md,tex}`` and ``figures/regulariser.{png,svg}`` under
     ``out_dir`` (default: the profile folder); return the files written.
 
-    ``declared``: the profile's configs, as for :func:`snnlib.figures.make_all`.
+    ``declared``: the profile's configs, as for :func:`snnlib.figures.make_all`. Writes nothing
+    (and says so) when no setting has paired runs at α = 0 and another α.
     """
     profile_dir = Path(profile_dir)
     out_dir = Path(out_dir) if out_dir is not None else profile_dir
@@ -283,10 +284,11 @@ def write_study(
         log(f"[regulariser] {line}")
     table = paired_table(runs, log=log)
     if table.empty:
-        raise ValueError(
-            f"no setting under {profile_dir / 'runs'} has runs at α = 0 and at another α on "
-            "at least 2 common seeds: nothing to compare"
+        log(
+            f"[regulariser] no setting under {profile_dir / 'runs'} has runs at α = 0 and at "
+            "another α on at least 2 common seeds: no regulariser table"
         )
+        return []
     table_stem, figure_stem = (
         out_dir / "tables" / "regulariser",
         out_dir / "figures" / "regulariser",

@@ -35,6 +35,8 @@ def fabricate(
         "test_spikes": rng.random(n_test),
         "test_synops": rng.random(n_test),
     }
+    if config.method == "qcfs":  # a converted run also records its ANN's test outputs
+        arrays["ann_outputs"] = test[-1:] / T
     run_dir = config.run_dir
     per_t, table, summary = summarise(arrays, config.epsilons, config.bins, config.max_acc_drop)
     history = pd.DataFrame([[1, 1.0, 2.0, 0.5, 0.5, 0.1, 1.0]], columns=list(HISTORY_COLUMNS))

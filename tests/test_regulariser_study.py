@@ -143,6 +143,8 @@ def test_write_study_writes_the_table_and_the_figure(tmp_path):
     assert any("2 (no run at this α)" in line for line in lines)
 
 
-def test_write_study_without_pairs_is_an_error(tmp_path):
-    with pytest.raises(ValueError, match="nothing to compare"):
-        study.write_study(tmp_path, log=quiet)
+def test_write_study_without_pairs_writes_nothing_and_says_so(tmp_path):
+    lines = []
+    assert study.write_study(tmp_path, log=lines.append) == []
+    assert any("no regulariser table" in line for line in lines)
+    assert not (tmp_path / "tables").exists()

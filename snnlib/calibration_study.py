@@ -1,0 +1,83 @@
+"""The paper's calibration of the Top-K cutoff against this suite's held-out one, on the same
+trained networks (evaluation only; docs/method.md §1.7.1).
+
+The paper calibrates the thresholds ``β`` on the training data passed through spike dropout
+(``p = 0.3``); the suite's default calibrates on a held-out split. For each finished run with
+its weights, :func:`compare` calibrates both ways at the run's ε rule (the largest ε whose
+Top-K accuracy on the calibration outputs stays within ``max_acc_drop`` of their accuracy at
+``T_max``) and applies each to the same test outputs. The dropout masks are drawn from a
+generator seeded with the run's seed, so the comparison is reproducible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from snnlib import cutoff, metrics, records
+from snnlib.data.batching import load_splits
+from snnlib.evaluate import choose_epsilon, collect_outputs
+from snnlib.experiment import calibration_data, load_snn
+from snnlib.figures import write_table
+from snnlib.network import forward_for
+
+CALIBRATIONS = ("split", "train-dropout")
+GROUP = ["dataset", "method", "arch", "T", "alpha"]
+
+
+def _apply(config, calib_outputs, calib_labels, test, labels) -> dict:
+    eps = choose_epsilon(
+        calib_outputs, calib_labels, config.epsilons, config.bins, config.max_acc_drop
+    )
+    betas = cutoff.calibrate_topk(calib_outputs, calib_labels, eps, config.bins)
+    accuracy, avg = metrics.evaluate_exits(test, labels, cutoff.topk_exit(test, betas))
+    return {"epsilon": eps, "topk_accuracy": accuracy, "topk_avg_timestep": avg}
+
+
+def compare(run_dir: Path | str) -> list[dict]:
+    """One row per calibration of a finished run (with ``model.pt``): ε, Top-K test accuracy
+    and average timestep, next to the accuracy at ``T_max``."""
+    config, snn = load_snn(run_dir)
+    arrays = records.load_outputs(run_dir)
+    test, labels = arrays["test_outputs"], arrays["test_labels"]
+    outputs = {"split": (arrays["calib_outputs"], arrays["calib_labels"])}
+    paper = config.replace(calibration="train-dropout")
+    net, batches = calibration_data(paper, snn, load_splits(paper))
+    torch.manual_seed(config.seed)  # the dropout masks
+    calib = collect_outputs(net, batches, forward_for(paper, trained=False), torch.device("cpu"))
+    outputs["train-dropout"] = (calib["outputs"], calib["labels"])
+    keys = {k: config.to_dict()[k] for k in [*GROUP, "seed"]}
+    acc_tmax = float(metrics.accuracy_per_timestep(test, labels)[-1])
+    return [
+        keys
+        | {"calibration": name, "n_calib": len(outputs[name][1]), "accuracy_tmax": acc_tmax}
+        | _apply(config, *outputs[name], test, labels)
+        for name in CALIBRATIONS
+    ]
+
+
+def study_table(profile_dir: Path | str, log=print) -> pd.DataFrame:
+    """Mean and sd over seeds, per group and calibration, of every run with its weights."""
+    rows = []
+    for run_dir in records.finished_runs(Path(profile_dir)):
+        if not records.has_weights(run_dir):
+            log(f"[calibration] {run_dir.name}: no model.pt (rerun it to compare), skipped")
+            continue
+        rows += compare(run_dir)
+    if not rows:
+        raise ValueError(f"no finished run with its weights under {Path(profile_dir) / 'runs'}")
+    frame = pd.DataFrame(rows)
+    values = ["n_calib", "epsilon", "accuracy_tmax", "topk_accuracy", "topk_avg_timestep"]
+    agg = frame.groupby([*GROUP, "calibration"])[values].agg(["mean", "std"])
+    agg.columns = [f"{a}_{b}" for a, b in agg.columns]
+    agg["seeds"] = frame.groupby([*GROUP, "calibration"]).size()
+    return agg.reset_index()
+
+
+def write_study(profile_dir: Path | str, log=print) -> list[Path]:
+    """``tables/calibration.{csv,md,tex}`` of a profile folder; returns the files written."""
+    stem = Path(profile_dir) / "tables" / "calibration"
+    write_table(study_table(profile_dir, log).round(4), stem)
+    return [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]

@@ -1,0 +1,105 @@
+"""Does a converted SNN approach its ANN as T grows? (docs/method.md §1.3)
+
+QCFS's defining property: the IF network's rate reproduces the QCFS ANN at ``T = L`` and
+approaches it as ``T`` grows. For every finished run of a converting method this module reads
+the test accuracy per timestep and the ANN's test accuracy from the record and checks two
+criteria over ``t = L .. T_max``:
+
+* **gap**: ``ANN accuracy − SNN accuracy at t = 4L`` (or at ``T_max`` when ``T_max < 4L``) is at
+  most :data:`MAX_GAP`;
+* **dip**: the SNN never falls more than :data:`MAX_DIP` below its running maximum
+  (``max_{s <= t} acc(s) − acc(t)`` over ``t >= L``).
+
+:func:`write_convergence` writes ``tables/convergence.{csv,md,tex}`` (one row per run) and one
+figure per dataset: SNN accuracy against T (mean over seeds, ± 1 sd band) with the ANN's mean
+accuracy as a dashed line of the same colour, one colour per RCS weight α.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from snnlib.figures import alpha_colours, save, select_runs, tidy, write_table
+from snnlib.methods import METHOD_TABLE
+
+MAX_GAP = 0.005  # 0.5 point
+MAX_DIP = 0.01  # 1 point
+
+
+def check_run(run: dict) -> dict:
+    """The convergence numbers of one run record (see the module docstring)."""
+    config, acc = run["config"], run["per_timestep"]["accuracy"].to_numpy()
+    L, t_max = config["L"], len(acc)
+    t_gap = min(4 * L, t_max)
+    ann = run["metrics"]["ann_accuracy"]
+    after = np.arange(L - 1, t_max)  # 0-based indices of t = L .. T_max
+    dip = float(np.max(np.maximum.accumulate(acc)[after] - acc[after])) if L <= t_max else 0.0
+    gap = ann - float(acc[t_gap - 1])
+    return {
+        **{k: config[k] for k in ("dataset", "arch", "L", "alpha", "seed")},
+        "T_max": t_max,
+        "ann_accuracy": ann,
+        "accuracy_L": float(acc[min(L, t_max) - 1]),
+        "t_gap": t_gap,
+        "accuracy_t_gap": float(acc[t_gap - 1]),
+        "gap": gap,
+        "dip": dip,
+        "converges": bool(gap <= MAX_GAP + 1e-12 and dip <= MAX_DIP + 1e-12),
+    }
+
+
+def figure(runs: list[dict], dataset: str) -> plt.Figure:
+    """SNN test accuracy against T with each α's ANN accuracy as a dashed line."""
+    sel = [r for r in runs if r["config"]["dataset"] == dataset]
+    curves = tidy(sel, "per_timestep")
+    colours = alpha_colours(curves["alpha"])
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    sns.lineplot(curves, x="timestep", y="accuracy", hue="alpha", errorbar="sd", ax=ax,
+                 palette=colours, marker="o", markersize=3)  # fmt: skip
+    ann = pd.DataFrame([{"alpha": r["config"]["alpha"], "ann": r["metrics"]["ann_accuracy"]}
+                        for r in sel]).groupby("alpha")["ann"].mean()  # fmt: skip
+    for alpha, value in ann.items():
+        ax.axhline(value, ls="--", lw=1, color=colours[alpha])
+    L = sel[0]["config"]["L"]
+    ax.axvline(L, ls=":", lw=1, color="grey")
+    low = float(curves.loc[curves["timestep"] >= L, "accuracy"].min())
+    ax.set_ylim(max(0.0, low - 0.02), min(1.0, float(ann.max()) + 0.01))
+    ax.set(title=f"{dataset}: converted SNN vs its ANN (L = {L})", xlabel="timesteps T",
+           ylabel="test accuracy")  # fmt: skip
+    ax.legend(title="RCS weight α (dashed: ANN)", fontsize=8, title_fontsize=8)
+    n = pd.Series([r["config"]["alpha"] for r in sel]).value_counts().min()
+    ax.annotate(f"lines: mean over {n}+ seeds; bands: ± 1 sd; dotted: T = L", (0, -0.2),
+                xycoords="axes fraction", fontsize=7, va="top")  # fmt: skip
+    return fig
+
+
+def write_convergence(
+    profile_dir: Path, out_dir: Path | None = None, declared: Sequence | None = None, log=print
+) -> list[Path]:
+    """The convergence table and figures of a profile's converted runs, under ``out_dir``
+    (default: the profile folder); no converted run: nothing."""
+    out_dir = Path(out_dir) if out_dir is not None else Path(profile_dir)
+    runs, _ = select_runs(Path(profile_dir), declared)
+    runs = [r for r in runs if METHOD_TABLE[r["config"]["method"]].converts]
+    if not runs:
+        return []
+    table = pd.DataFrame([check_run(r) for r in runs])
+    stem = out_dir / "tables" / "convergence"
+    write_table(table.round(4), stem)
+    written = [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
+    failing = table[~table["converges"]]
+    log(f"[convergence] {len(table) - len(failing)} of {len(table)} converted runs converge")
+    for _, row in failing.iterrows():
+        log(f"[convergence] not converged: {row['dataset']} α={row['alpha']:g} seed "
+            f"{row['seed']}: gap {row['gap']:.3f}, dip {row['dip']:.3f}")  # fmt: skip
+    for dataset in sorted(table["dataset"].unique()):
+        fig_stem = out_dir / "figures" / f"convergence_{dataset}"
+        save(figure(runs, dataset), fig_stem)
+        written += [fig_stem.with_suffix(".png"), fig_stem.with_suffix(".svg")]
+    return written

@@ -1,0 +1,53 @@
+"""The paper's calibration (training data through spike dropout) against the held-out split."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from snnlib import calibration_study, experiment
+from snnlib.config import Config
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calibration")
+    config = Config(
+        epochs=1, T=4, train_limit=192, eval_limit=300, batch_size=64, progress=False, lr=0.05,
+        bins=20, out_dir=str(root), profile="p",
+    )  # fmt: skip
+    return experiment.run(config, log=lambda *_: None)
+
+
+def test_held_out_row_is_the_records_own_operating_point(finished):
+    rows = calibration_study.compare(finished)
+    assert [r["calibration"] for r in rows] == ["split", "train-dropout"]
+    metrics = json.loads((finished / "metrics.json").read_text())
+    split, paper = rows
+    assert split["epsilon"] == metrics["topk_epsilon"]
+    assert split["topk_accuracy"] == metrics["topk_accuracy"]
+    assert split["topk_avg_timestep"] == metrics["topk_avg_timestep"]
+    assert (split["n_calib"], paper["n_calib"]) == (metrics["n_calib"], 192)  # train_limit
+    assert paper["accuracy_tmax"] == split["accuracy_tmax"] == metrics["accuracy_tmax"]
+    assert calibration_study.compare(finished) == rows  # seeded dropout: reproducible
+
+
+def test_table_skips_runs_without_weights_and_writes_files(finished, tmp_path):
+    profile = tmp_path / "p"
+    shutil.copytree(finished.parent.parent, profile)
+    bare = profile / "runs" / "bare"
+    shutil.copytree(finished, bare)
+    (bare / "model.pt").unlink()
+    lines = []
+    written = calibration_study.write_study(profile, log=lines.append)
+    assert [p.name for p in written] == ["calibration.csv", "calibration.md", "calibration.tex"]
+    table = pd.read_csv(written[0])
+    assert list(table["calibration"]) == ["split", "train-dropout"]
+    assert set(table["seeds"]) == {1}
+    assert lines == ["[calibration] bare: no model.pt (rerun it to compare), skipped"]
+
+
+def test_no_run_with_weights_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no finished run with its weights"):
+        calibration_study.study_table(tmp_path)
