@@ -26,13 +26,13 @@ from snnlib.catalog import ARCH_INFO, ARCHITECTURES, DATASETS, check_fit
 from snnlib.methods import METHOD_TABLE, METHODS
 
 CALIBRATION = ("split", "train-dropout")
-LAM_INIT = ("data", "fixed")
+LAM_RULES = ("data", "official")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Fields that change where or how fast a run goes, not what it computes.
 NON_IDENTITY = ("device", "out_dir", "profile", "data_root", "workers", "progress")
 # Fields that only a converting method reads: the digest of a direct-training run leaves them out.
-CONVERSION_ONLY = ("lam_init", "lam_percentile")
+CONVERSION_ONLY = ("lam_rule", "lam_percentile")
 
 
 class ConfigError(ValueError):
@@ -57,8 +57,8 @@ class Config:
     arch: str = "mnist-cnn"
     T: int = 8  # timesteps: evaluation T_max (qcfs), training and evaluation T (direct)
     L: int = 4  # QCFS quantisation levels
-    lam_init: str = "data"  # QCFS clip λ at the start: "data" (percentile) or "fixed" (8.0)
-    lam_percentile: float = 99.0  # lam_init="data": this percentile of the pre-activations
+    lam_rule: str = "data"  # QCFS clip λ: "data" (percentile start, no decay) or "official"
+    lam_percentile: float = 99.0  # lam_rule="data": this percentile of the pre-activations
     alpha: float = 0.0  # RCS weight; 0 turns the regulariser off
     rho: float = 0.3  # RCS reference window (fraction of T)
     mask_rho: float = 0.3  # RCS mask window (fraction of T)
@@ -200,7 +200,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "method": partial(checks.one_of, allowed=METHODS),
     "arch": partial(checks.one_of, allowed=ARCHITECTURES),
     **_ints(T=1, L=1, epochs=1, batch_size=1, eval_batch_size=1),
-    "lam_init": partial(checks.one_of, allowed=LAM_INIT),
+    "lam_rule": partial(checks.one_of, allowed=LAM_RULES),
     "lam_percentile": partial(checks.number, low=0, high=100, low_open=True),
     "alpha": partial(checks.number, low=0),  # 0 turns RCS off
     "rho": partial(checks.number, low=0, high=1, low_open=True),

@@ -29,7 +29,7 @@ from snnlib.data.fingerprint import data_fingerprint
 from snnlib.evaluate import collect_outputs, summarise, with_spike_dropout
 from snnlib.methods import METHOD_TABLE
 from snnlib.network import build_network, forward_for, make_objective, to_snn
-from snnlib.qcfs import clip_from_data
+from snnlib.qcfs import clip_from_data, without_clip_decay
 from snnlib.records import HISTORY_COLUMNS, write_csv, write_json, write_npz
 from snnlib.train import (
     CheckpointError,
@@ -96,12 +96,14 @@ def train_network(
     with the best validation weights, and the per-epoch history."""
     model = build_network(config).to(device)
     forward = forward_for(config, trained=True)
-    if METHOD_TABLE[config.method].converts and config.lam_init == "data":
+    params = model.parameters()
+    if METHOD_TABLE[config.method].converts and config.lam_rule == "data":
         lams = clip_from_data(model, splits.train, forward, config.lam_percentile)
         shown = ", ".join(f"{v:.3f}" for v in lams)
         log(f"QCFS clip λ from the data ({config.lam_percentile:g}th percentile): {shown}")
+        params = without_clip_decay(model)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     history = fit(

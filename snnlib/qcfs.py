@@ -4,14 +4,16 @@ Bu et al., ICLR 2022, as used by the official code (docs/method.md §1.3)::
 
     φ(x) = λ · clip( floor( L · ReLU(x) / λ + 1/2 ) / L , 0 , 1 )
 
-``λ`` is a learnable scalar per layer, trained with weight decay like every other parameter;
-``floor`` has a straight-through gradient. The official code starts every ``λ`` at 8.0; by
-default we start it at a high percentile of the layer's pre-activations on a few training
-batches (:func:`clip_from_data`, docs/method.md §4.2): with ``λ`` far above the
-pre-activations the quantisation is coarse, and the IF network matches its ANN only at
-``T = L``. The official code applies the ReLU
-first, unlike the original QCFS (which floors, then clips): the forward values are the same,
-the gradient differs only for ``x`` in ``(−λ/(2L), 0)``. We follow the official code.
+``λ`` is a learnable scalar per layer; ``floor`` has a straight-through gradient. The
+official code starts every ``λ`` at 8.0 and decays it like every weight. By default
+(``lam_rule="data"``, docs/method.md §4.2) we start it at a high percentile of the layer's
+pre-activations on a few training batches (:func:`clip_from_data`) and keep it out of weight
+decay (:func:`without_clip_decay`): with ``λ`` far above the pre-activations the quantisation
+is coarse, and the IF network then matches its ANN only at ``T = L``, diverging beyond it.
+
+The official code applies the ReLU first, unlike the original QCFS (which floors, then
+clips): the forward values are the same, the gradient differs only for ``x`` in
+``(−λ/(2L), 0)``. We follow the official code.
 """
 
 from __future__ import annotations
@@ -104,3 +106,12 @@ def _preactivations(model: nn.Module, forward, x: Tensor, layer: QCFS) -> Tensor
     collector = Collector(detach=True)
     forward(model, x, collector)
     return torch.cat([r.preactivation.flatten() for r in collector.records if r.layer is layer])
+
+
+def without_clip_decay(model: nn.Module) -> list[dict]:
+    """Optimizer parameter groups of ``model``: every parameter, the QCFS clips ``λ`` in a
+    group of their own with ``weight_decay=0`` (a clip is a range, not a weight to shrink)."""
+    clips = [m.lam for m in model.modules() if isinstance(m, QCFS)]
+    ids = {id(p) for p in clips}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [{"params": rest}, {"params": clips, "weight_decay": 0.0}]

@@ -55,15 +55,15 @@ def test_table_and_figures_only_for_converted_runs(tmp_path):
 @pytest.mark.slow
 def test_short_qcfs_run_converges_with_data_initialised_lambda(tmp_path):
     """The property on a short real run (mnist5k, L = 4, T = 4L), and its failure with the
-    official fixed λ = 8, which this run's budget cannot train down."""
+    official λ (8.0, decayed), which this run's budget cannot train down."""
     base = {"dataset": "mnist5k", "method": "qcfs", "L": 4, "T": 16, "epochs": 2, "lr": 0.05,
             "train_limit": 1500, "progress": False, "out_dir": str(tmp_path)}  # fmt: skip
     rows = {}
-    for lam_init in ("data", "fixed"):
-        run_dir = experiment.run(Config(**base, lam_init=lam_init), log=lambda *_: None)
+    for rule in ("data", "official"):
+        run_dir = experiment.run(Config(**base, lam_rule=rule), log=lambda *_: None)
         arrays = load_outputs(run_dir)
         acc = (arrays["test_outputs"].argmax(-1) == arrays["test_labels"]).mean(1)
         ann = float((arrays["ann_outputs"][-1].argmax(-1) == arrays["test_labels"]).mean())
-        rows[lam_init] = convergence.check_run(_run(acc, ann, L=4))
+        rows[rule] = convergence.check_run(_run(acc, ann, L=4))
     assert rows["data"]["converges"], rows["data"]
-    assert not rows["fixed"]["converges"], rows["fixed"]
+    assert not rows["official"]["converges"], rows["official"]

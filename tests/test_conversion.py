@@ -10,7 +10,7 @@ from snnlib.collector import Collector
 from snnlib.convert import convert
 from snnlib.layers import Folded, Sequential
 from snnlib.neurons import LIF, RunState
-from snnlib.qcfs import QCFS, clip_from_data, qcfs
+from snnlib.qcfs import QCFS, clip_from_data, qcfs, without_clip_decay
 
 
 def test_qcfs_values_by_hand():
@@ -187,3 +187,20 @@ def test_clip_from_data_keeps_lambda_of_a_layer_that_never_fires():
 def test_clip_from_data_bad_arguments(percentile, n_batches):
     with pytest.raises(ValueError, match=r"percentile|n_batches"):
         clip_from_data(small_qcfs_net(), _Batches([]), _train_forward, percentile, n_batches)
+
+
+def test_without_clip_decay_keeps_every_parameter_once():
+    net = small_qcfs_net()
+    groups = without_clip_decay(net)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in net.parameters())
+    clips = {id(m.lam) for m in net.modules() if isinstance(m, QCFS)}
+    assert {id(p) for p in groups[1]["params"]} == clips and groups[1]["weight_decay"] == 0.0
+    opt = torch.optim.SGD(groups, lr=0.1, weight_decay=0.5)
+    before = [m.lam.item() for m in net.modules() if isinstance(m, QCFS)]
+    weight = net[0].module.weight.detach().clone()
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # zero gradients: only weight decay moves a parameter
+    assert [m.lam.item() for m in net.modules() if isinstance(m, QCFS)] == before
+    assert torch.allclose(net[0].module.weight, weight * (1 - 0.1 * 0.5))
