@@ -142,7 +142,7 @@ def test_print_commands_one_parseable_line_per_run(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_a_printed_command_runs_exactly_its_run(capsys, tmp_path):
-    tiny = [f"out_dir={tmp_path}", "epochs=1", "train_limit=64", "eval_limit=64", "T=2",
+    tiny = [f"out_dir={tmp_path}", "train_limit=64", "eval_limit=64", "T=2",
             "bins=10", "progress=false", "--no-notebook"]  # fmt: skip
     lines = _commands(capsys, str(QUICK), "--only", "mnist5k-qcfs-*-a0-s1-*", *tiny)
     assert len(lines) == 1
