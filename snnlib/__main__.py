@@ -179,6 +179,8 @@ def grid_command(args: argparse.Namespace) -> int:
     if args.print_commands:
         for line in grid.commands(args.profile, configs, _passed_on(args), args.gpus_per_run):
             print(line)
+        then = f"python -m snnlib figures {args.profile}" + " --smoke" * args.smoke
+        print(f"# {len(configs)} commands, one a run; once they are done: {then}", file=sys.stderr)
         return 0
     if args.smoke:
         from snnlib.smoke import with_data
