@@ -9,8 +9,8 @@ cd "$(dirname "$0")"
 
 usage() {
     cat <<'USAGE'
-Usage: ./run_all.sh [test | lab] [--profile NAME] [--data-root DIR] [--only PATTERN] [--force]
-                   [--threads N] [--help]
+Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [--only PATTERN]
+                   [--force] [--threads N] [--help]
 
   (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, <= 15 min)
                      and every figure and table under results/quick/
@@ -18,6 +18,11 @@ Usage: ./run_all.sh [test | lab] [--profile NAME] [--data-root DIR] [--only PATT
   lab                set-up, then JupyterLab on 127.0.0.1 (token-protected) at
                      notebooks/00_walkthrough.ipynb, with the project's kernel
   --profile NAME     run configs/NAME.yaml instead (e.g. paper: needs the datasets, a GPU)
+  --smoke            every run of the profile for one epoch of 2 batches and one calibration
+                     and one test batch, at its true architecture, input size, T and method,
+                     into results/NAME-smoke/ (never results/NAME/); datasets missing under the
+                     data root are replaced by synthetic stand-ins in their real file formats
+                     (snnlib/smoke.py). Checks the pipeline, not accuracy or speed
   --data-root DIR    folder holding the paper datasets (see snnlib/data)
   --only PATTERN     only runs whose run_id matches PATTERN (glob or substring)
   --force            rerun finished runs (default: skip them; unfinished runs resume, and
@@ -76,11 +81,14 @@ mode=run
 profile=quick
 threads=${OMP_NUM_THREADS:-2}
 grid_args=()
+figures_args=()
+label=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         test) mode=test ;;
         lab) mode=lab ;;
         --profile) profile=${2:?--profile needs a name}; shift ;;
+        --smoke) grid_args+=(--smoke); figures_args+=(--smoke); label=" (smoke)" ;;
         --data-root) grid_args+=(--data-root "${2:?--data-root needs a folder}"); shift ;;
         --only) grid_args+=(--only "${2:?--only needs a pattern}"); shift ;;
         --force) grid_args+=(--force) ;;
@@ -121,13 +129,13 @@ case $mode in
     run)
         start=$(date +%s)
         status=0
-        echo "[run_all] profile $profile with $threads CPU thread(s) per run"
+        echo "[run_all] profile $profile$label with $threads CPU thread(s) per run"
         "$PY" -m snnlib grid "configs/$profile.yaml" "${grid_args[@]}" || status=$?
         # the runs the profile declares, under its out_dir (a failed figures step counts too)
-        "$PY" -m snnlib figures "configs/$profile.yaml" || status=$((status == 0 ? $? : status))
+        "$PY" -m snnlib figures "configs/$profile.yaml" "${figures_args[@]}" || status=$((status == 0 ? $? : status))
         # the paper's Top-K calibration against the held-out one (evaluation of the trained runs)
-        "$PY" -m snnlib calibration "configs/$profile.yaml" || status=$((status == 0 ? $? : status))
-        echo "[run_all] profile $profile finished in $(( $(date +%s) - start )) s (exit status $status)"
+        "$PY" -m snnlib calibration "configs/$profile.yaml" "${figures_args[@]}" || status=$((status == 0 ? $? : status))
+        echo "[run_all] profile $profile$label finished in $(( $(date +%s) - start )) s (exit status $status)"
         exit $status
         ;;
 esac

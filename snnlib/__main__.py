@@ -2,6 +2,8 @@
 
 python -m snnlib run CONFIG.yaml [key=value ...] [--force] [--wait]   one experiment
 python -m snnlib grid configs/quick.yaml [--only PATTERN] [--force] [--data-root DIR]
+python -m snnlib grid configs/paper.yaml --smoke     every run for a few batches -> paper-smoke/
+python -m snnlib grid configs/paper.yaml --print-commands [--gpus-per-run N]   one line a run
 python -m snnlib figures configs/quick.yaml   every figure and table of the runs it declares
 python -m snnlib figures results/scratch      ... or of every finished run in a folder
 python -m snnlib calibration configs/quick.yaml   the paper's calibration vs the held-out one
@@ -46,6 +48,19 @@ def show(run_dir: Path) -> None:
     print(record["cutoff"].query("policy == 'topk'").to_string(index=False))
 
 
+SMOKE_HELP = (
+    "every run for one epoch of 2 batches, at its true shapes, into results/<profile>-smoke/ "
+    "(synthetic stand-ins for datasets missing under the data root)"
+)
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number >= 1, or an error saying what was given."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     # --debug before or after the command; SUPPRESS: a command's parser must not reset it
     common = argparse.ArgumentParser(add_help=False)
@@ -69,8 +84,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rerun finished runs")
     p.add_argument("--data-root", help="folder holding the paper datasets")
     p.add_argument("--no-notebook", action="store_true", help="call snnlib directly")
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    p.add_argument(
+        "--print-commands",
+        action="store_true",
+        help="print one self-contained shell command per run (for a job array) and exit",
+    )
+    p.add_argument(
+        "--gpus-per-run",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="with --print-commands: launch each run on N GPUs with torchrun (DDP)",
+    )
     p = sub.add_parser("figures", help="write every figure and table", parents=[common])
     p.add_argument("profile", help="configs/<profile>.yaml, or a results/<profile> folder")
+    p.add_argument("--smoke", action="store_true", help="of the profile's smoke runs (--smoke)")
     p.add_argument("overrides", nargs="*", help="key=value overrides (e.g. out_dir=...)")
     p = sub.add_parser(
         "calibration",
@@ -78,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     p.add_argument("profile", help="configs/<profile>.yaml, or a results/<profile> folder")
+    p.add_argument("--smoke", action="store_true", help="of the profile's smoke runs (--smoke)")
     p.add_argument("overrides", nargs="*", help="key=value overrides (e.g. out_dir=...)")
     p = sub.add_parser(
         "demo", help="a few-minute QCFS run on the embedded digits", parents=[common]
@@ -98,15 +128,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _profile(target: str, overrides: list[str]) -> tuple[Path, list | None]:
+def _profile(target: str, overrides: list[str], smoke: bool) -> tuple[Path, list | None]:
     """``(profile folder, declared configs or None)`` of a profile YAML or a results folder
-    (with the declaration of ``configs/<folder name>.yaml`` when the repository has one)."""
-    from snnlib.grid import expand
+    (with the declaration of ``configs/<folder name>.yaml`` when the repository has one;
+    ``results/<profile>-smoke`` is the smoke runs of ``configs/<profile>.yaml``)."""
+    from snnlib.smoke import SUFFIX
 
     path = Path(target)
     values = parse_overrides(overrides)
     if path.is_dir():
-        declared_by = paths.CHECKOUT / "configs" / f"{path.name}.yaml"
+        name = path.name
+        if name.endswith(SUFFIX) and not (paths.CHECKOUT / "configs" / f"{name}.yaml").is_file():
+            name, smoke = name.removesuffix(SUFFIX), True  # results/<profile>-smoke
+        declared_by = paths.CHECKOUT / "configs" / f"{name}.yaml"
         values.setdefault("out_dir", str(path.parent))
     else:
         declared_by = path
@@ -115,49 +149,91 @@ def _profile(target: str, overrides: list[str]) -> tuple[Path, list | None]:
             raise ConfigError(f"{target}: no such profile file or results folder")
         print(f"[{path}] no profile file declares its runs; using every finished run")
         return path, None
-    declared = expand(declared_by, values)
-    profile_dir = Path(declared[0].out_dir) / declared[0].profile
-    print(f"[{profile_dir}] the {len(declared)} runs declared by {declared_by}")
-    return profile_dir, declared
+    runs = declared(str(declared_by), values, smoke)
+    profile_dir = Path(runs[0].out_dir) / runs[0].profile
+    kind = "smoke runs" if smoke else "runs"
+    print(f"[{profile_dir}] the {len(runs)} {kind} declared by {declared_by}")
+    return profile_dir, runs
 
 
-def figures(target: str, overrides: list[str]) -> int:
+def figures(target: str, overrides: list[str], smoke: bool = False) -> int:
     """``figures``: every figure and table of the runs a profile declares (or of every
     finished run of a folder), the convergence of converted runs, and the regulariser study
     where runs pair up across α."""
     from snnlib.report import write_all
 
-    profile_dir, declared = _profile(target, overrides)
-    written = write_all(profile_dir, declared=declared)
+    profile_dir, runs = _profile(target, overrides, smoke)
+    written = write_all(profile_dir, declared=runs)
     print(f"wrote {len(written)} files under {profile_dir}")
     return 0
 
 
-def calibration(target: str, overrides: list[str]) -> int:
+def calibration(target: str, overrides: list[str], smoke: bool = False) -> int:
     """``calibration``: the paper's calibration against the held-out one, on the trained
     networks of a profile (evaluation only)."""
     from snnlib.calibration_study import write_study
 
-    profile_dir, _ = _profile(target, overrides)
+    profile_dir, _ = _profile(target, overrides, smoke)
     written = write_study(profile_dir)
     print(f"wrote {len(written)} files under {profile_dir}")
     return 0
 
 
+def declared(profile: str, overrides: dict, smoke: bool) -> list:
+    """The configs a profile file declares with ``overrides``; their smoke runs if ``smoke``."""
+    from snnlib.grid import expand
+
+    if smoke:
+        from snnlib.smoke import check_overrides, smoke_config
+
+        check_overrides(overrides)
+        return [smoke_config(c) for c in expand(Path(profile), overrides)]
+    return expand(Path(profile), overrides)
+
+
+def grid_command(args: argparse.Namespace) -> int:
+    """``grid``: run the selected runs of a profile, or print a command for each."""
+    from snnlib import grid
+
+    overrides = parse_overrides(args.overrides)
+    if args.gpus_per_run > 1 and not args.print_commands:
+        raise ConfigError(
+            f"--gpus-per-run {args.gpus_per_run} is for --print-commands; run one command "
+            "under torchrun yourself (torchrun --nproc_per_node N -m snnlib grid ...)"
+        )
+    if args.data_root:
+        overrides["data_root"] = args.data_root
+    configs = grid.select(declared(args.profile, overrides, args.smoke), args.only)
+    if args.print_commands:
+        for line in grid.commands(args.profile, configs, _passed_on(args), args.gpus_per_run):
+            print(line)
+        then = f"python -m snnlib figures {args.profile}" + " --smoke" * args.smoke
+        print(f"# {len(configs)} commands, one a run; once they are done: {then}", file=sys.stderr)
+        return 0
+    if args.smoke:
+        from snnlib.smoke import with_data
+
+        configs = with_data(configs)
+    failures = grid.run_grid(configs, None, args.force, not args.no_notebook)
+    return 1 if failures else 0
+
+
+def _passed_on(args: argparse.Namespace) -> list[str]:
+    """The options of this ``grid`` call that each printed command repeats."""
+    options = ["--smoke"] * args.smoke + ["--force"] * args.force
+    options += ["--no-notebook"] * args.no_notebook
+    if args.data_root:
+        options += ["--data-root", str(Path(args.data_root).expanduser().resolve())]
+    return options + list(args.overrides)
+
+
 def dispatch(args: argparse.Namespace) -> int:
     if args.command in ("figures", "calibration"):
         return {"figures": figures, "calibration": calibration}[args.command](
-            args.profile, args.overrides
+            args.profile, args.overrides, args.smoke
         )
     if args.command == "grid":
-        from snnlib.grid import expand, run_grid
-
-        overrides = parse_overrides(args.overrides)
-        if args.data_root:
-            overrides["data_root"] = args.data_root
-        configs = expand(Path(args.profile), overrides)
-        failures = run_grid(configs, args.only, args.force, not args.no_notebook)
-        return 1 if failures else 0
+        return grid_command(args)
     if args.command == "run":
         config = load_config(args.config, args.overrides)
     else:

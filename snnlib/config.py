@@ -87,6 +87,7 @@ class Config:
     out_dir: str = "results"
     progress: bool = True
     partial: bool = False  # accept a copy of the dataset with missing classes or files
+    smoke: bool = False  # a smoke run (snnlib.smoke): a pipeline check, never a result
 
     def __post_init__(self) -> None:
         for f in fields(self):  # stored as from_dict stores them, so the digest is the same
@@ -123,12 +124,13 @@ class Config:
         return Path(self.out_dir) / self.profile / "runs" / self.run_id
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, except ``partial`` when it is False: configs (and their digests and
-        ``config.json``) from before the field existed stay as they were."""
+        """Every field, except ``partial`` and ``smoke`` when False: configs (and their digests
+        and ``config.json``) from before those fields existed stay as they were."""
         d = dataclasses.asdict(self)
         d["epsilons"] = list(self.epsilons)
-        if not self.partial:
-            del d["partial"]
+        for flag in ("partial", "smoke"):
+            if not d[flag]:
+                del d[flag]
         return d
 
     # ---- construction ---------------------------------------------------------------------
@@ -225,6 +227,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "out_dir": _str,
     "progress": checks.boolean,
     "partial": checks.boolean,
+    "smoke": checks.boolean,
 }
 
 

@@ -8,7 +8,8 @@ column counts the runs aggregated.
 A named profile is a closed set: given the configs its YAML declares
 (:func:`snnlib.grid.expand`), only those runs are aggregated, and declared runs that are not
 finished and finished runs that are not declared are reported (:func:`select_runs`). Runs on a
-partial copy of their dataset (``partial: true``) appear as ``<dataset> (partial)``.
+partial copy of their dataset (``partial: true``) appear as ``<dataset> (partial)``; the tables
+and figures of smoke runs are marked SMOKE (:mod:`snnlib.smoke`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import seaborn as sns
 from snnlib import cutoff, metrics
 from snnlib.atomic import atomic_write
 from snnlib.records import finished_runs, load_outputs, load_run, write_csv
+from snnlib.smoke import is_smoke, label_figure, label_table
 
 GROUP = ["dataset", "method", "arch", "T", "alpha"]
 PARTIAL = " (partial)"  # after the dataset's name in tables, for runs on a partial copy
@@ -358,12 +360,13 @@ def make_all(
         raise ValueError(f"no finished runs under {profile_dir / 'runs'}")
     written: list[Path] = []
     table = summary_table(runs)
+    smoke = is_smoke(runs)  # then every table and figure says so
     for stem, frame in (
         ("summary", table),
         ("summary_pretty", pretty(table)),
         ("ledger", ledger(table, profile_dir.name)),
     ):
-        write_table(frame, out_dir / "tables" / stem)
+        write_table(label_table(frame) if smoke else frame, out_dir / "tables" / stem)
         written += [out_dir / "tables" / f"{stem}.{e}" for e in ("csv", "md", "tex")]
     pairs = sorted({(r["config"]["dataset"], r["config"]["method"]) for r in runs})
     for dataset, method in pairs:
@@ -373,7 +376,8 @@ def make_all(
             ("exits", exit_distributions),
         ):
             stem = out_dir / "figures" / f"{name}_{dataset}_{method}"
-            save(fn(runs, dataset, method), stem)
+            fig = fn(runs, dataset, method)
+            save(label_figure(fig) if smoke else fig, stem)
             written += [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     return written
 

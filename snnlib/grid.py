@@ -11,7 +11,8 @@ A profile file::
 Each run executes ``notebooks/10_train.ipynb`` with papermill (its executed copy is kept
 under ``results/<profile>/notebooks/``, ignored by git). Finished runs are skipped,
 interrupted ones resume, and a failing run does not stop the others: it is named in the
-summary and makes the exit status non-zero.
+summary and makes the exit status non-zero. :func:`commands` gives one shell command per run
+instead, for a cluster's job array or GNU parallel.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import os
+import shlex
+import sys
 import tempfile
 import time
 import traceback
@@ -148,6 +151,43 @@ def describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+def select(configs: list[Config], only: str | None) -> list[Config]:
+    """The configs whose run_id matches ``only`` (a glob or a substring; None: all). A pattern
+    that matches none is an error naming it, before any work."""
+    if only is None:
+        return list(configs)
+    chosen = [c for c in configs if fnmatch.fnmatch(c.run_id, only) or only in c.run_id]
+    if not chosen:
+        examples = ", ".join(c.run_id for c in configs[:2])
+        raise ConfigError(
+            f"--only {only!r} matches none of the {len(configs)} run ids of profile "
+            f"{configs[0].profile if configs else '?'} (a glob or a substring of e.g. {examples})"
+        )
+    return chosen
+
+
+def commands(
+    profile: str | os.PathLike, configs: list[Config], options: list[str], gpus: int = 1
+) -> list[str]:
+    """One self-contained shell command per config: ``python -m snnlib grid PROFILE --only
+    RUN_ID`` with ``options`` (e.g. ``--smoke``, ``--data-root DIR``, overrides), run from the
+    checkout by this Python. ``gpus > 1``: under ``torchrun`` (``torch.distributed.run``) with
+    that many processes, without the notebook (a notebook kernel cannot join a process group).
+    """
+    launch = [sys.executable, "-m"]
+    if gpus > 1:
+        launch += ["torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}", "-m"]
+        options = [*options, "--no-notebook"] if "--no-notebook" not in options else options
+    head = shlex.join([*launch, "snnlib", "grid", str(Path(profile).resolve())])
+    cd = f"cd {shlex.quote(str(paths.CHECKOUT))} && "
+    tail = shlex.join(options)
+    return [f"{cd}{head} --only {shlex.quote(c.run_id)} {tail}".rstrip() for c in configs]
+
+
+def _quiet(*_) -> None:
+    pass
+
+
 def run_grid(
     configs: list[Config],
     only: str | None = None,
@@ -161,11 +201,11 @@ def run_grid(
     from tqdm.auto import tqdm
 
     log = tqdm.write if log is None else log
-    selected = [
-        c for c in configs if only is None or fnmatch.fnmatch(c.run_id, only) or only in c.run_id
-    ]
+    lead = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
+    log = log if lead else _quiet
+    selected = select(configs, only)
     failures: list[tuple[str, str]] = []
-    bar = tqdm(selected, desc=f"grid {configs[0].profile if configs else ''}")
+    bar = tqdm(selected, desc=f"grid {configs[0].profile if configs else ''}", disable=not lead)
     for i, config in enumerate(bar, 1):
         t0 = time.perf_counter()
         try:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from data_fixtures import DAMAGE, damage, write_nmnist
+from data_fixtures import DAMAGE, damage
 from record_fixtures import fabricate
 
 from snnlib import figures, grid, records
@@ -28,6 +28,7 @@ from snnlib.data import get_dataset
 from snnlib.data.errors import CorruptSampleError
 from snnlib.data.events import content_identity
 from snnlib.data.fingerprint import data_fingerprint
+from snnlib.data.standins import write_nmnist
 from snnlib.data.validate import IncompleteDatasetError, check_complete
 from snnlib.records import RunLocked, mark_done, open_run, staging_dir
 from snnlib.yamlfile import YAMLFileError

@@ -38,7 +38,9 @@ mnist5k, mnist5k-dvs, nmnist and nmnist-subset have none.
 ``root=None`` means ``$SNNLIB_DATA`` or ``~/snnlib_data``; frames of recorded event data are
 cached on disk under ``cache_dir`` (None: ``$SNNLIB_CACHE`` or ``~/.cache/snnlib``; False: no
 cache). Nothing is downloaded unless ``download=True``, and only when a dataset is constructed;
-a missing dataset raises :class:`DatasetNotFoundError` at construction.
+a missing dataset raises :class:`DatasetNotFoundError` at construction. Synthetic stand-ins
+in each paper dataset's real file format (for smoke runs and tests) are written by
+:mod:`snnlib.data.standins`.
 """
 
 from __future__ import annotations

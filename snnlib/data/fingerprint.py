@@ -6,7 +6,8 @@ digest of their names (relative to the data root) and sizes. For the embedded mn
 it is the digest of the shipped ``mnist_5k.csv.gz`` itself and of its split file. For
 recorded event data it also checks that the copy is complete
 (:func:`snnlib.data.validate.check_complete`), refusing a partial copy unless the config says
-``partial: true``, which the fingerprint then records.
+``partial: true``, which the fingerprint then records, as it records ``standin: true`` for
+synthetic stand-ins (:mod:`snnlib.data.standins`).
 
 The fingerprint goes into ``provenance.json`` (key ``data``), never into ``config.json`` or
 the run id, and :func:`snnlib.records.is_current` compares it.
@@ -22,6 +23,7 @@ from typing import Any
 
 from snnlib.catalog import dataset_info
 from snnlib.data.splits import SPLIT_DIR
+from snnlib.data.standins import is_standin_root
 
 
 def data_fingerprint(config) -> dict[str, Any]:
@@ -50,6 +52,8 @@ def data_fingerprint(config) -> dict[str, Any]:
         root = root.expanduser()
         files, counts = _dataset_files(name, root, partial)
         out |= {"files": len(files), "listing": _listing_digest(files, root)} | counts
+        if is_standin_root(root):  # only then: the fingerprints of real data stay as they were
+            out["standin"] = True
     out["partial"] = partial
     return out
 
