@@ -54,16 +54,18 @@ def test_table_and_figures_only_for_converted_runs(tmp_path):
 
 @pytest.mark.slow
 def test_short_qcfs_run_converges_with_data_initialised_lambda(tmp_path):
-    """The property on a short real run (mnist5k, L = 4, T = 4L), and its failure with the
-    official λ (8.0, decayed), which this run's budget cannot train down."""
-    base = {"dataset": "mnist5k", "method": "qcfs", "L": 4, "T": 16, "epochs": 2, "lr": 0.05,
-            "train_limit": 1500, "progress": False, "out_dir": str(tmp_path)}  # fmt: skip
+    """The property on a short real run (mnist5k, the quick profile's L = 8 to T = 4L, half its
+    epochs), and its failure with the official λ (8.0, decayed), which this budget cannot train
+    down. Not a general guarantee: at L = 4 the data-initialised λ diverges too (docs/method.md
+    §1.3)."""
+    base = {"dataset": "mnist5k", "method": "qcfs", "L": 8, "T": 32, "epochs": 4, "lr": 0.05,
+            "progress": False, "out_dir": str(tmp_path)}  # fmt: skip
     rows = {}
     for rule in ("data", "official"):
         run_dir = experiment.run(Config(**base, lam_rule=rule), log=lambda *_: None)
         arrays = load_outputs(run_dir)
         acc = (arrays["test_outputs"].argmax(-1) == arrays["test_labels"]).mean(1)
         ann = float((arrays["ann_outputs"][-1].argmax(-1) == arrays["test_labels"]).mean())
-        rows[rule] = convergence.check_run(_run(acc, ann, L=4))
+        rows[rule] = convergence.check_run(_run(acc, ann, L=8))
     assert rows["data"]["converges"], rows["data"]
     assert not rows["official"]["converges"], rows["official"]
