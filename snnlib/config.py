@@ -57,7 +57,7 @@ class Config:
     arch: str = "mnist-cnn"
     T: int = 8  # timesteps: evaluation T_max (qcfs), training and evaluation T (direct)
     L: int = 4  # QCFS quantisation levels
-    lam_rule: str = "data"  # QCFS clip λ: "data" (percentile start, no decay) or "official"
+    lam_rule: str = "official"  # QCFS clip λ: "official" (8.0, decayed) or "data" (percentile)
     lam_percentile: float = 99.0  # lam_rule="data": this percentile of the pre-activations
     alpha: float = 0.0  # RCS weight; 0 turns the regulariser off
     rho: float = 0.3  # RCS reference window (fraction of T)

@@ -5,11 +5,13 @@ Bu et al., ICLR 2022, as used by the official code (docs/method.md §1.3)::
     φ(x) = λ · clip( floor( L · ReLU(x) / λ + 1/2 ) / L , 0 , 1 )
 
 ``λ`` is a learnable scalar per layer; ``floor`` has a straight-through gradient. The
-official code starts every ``λ`` at 8.0 and decays it like every weight. By default
-(``lam_rule="data"``, docs/method.md §4.2) we start it at a high percentile of the layer's
-pre-activations on a few training batches (:func:`clip_from_data`) and keep it out of weight
-decay (:func:`without_clip_decay`): with ``λ`` far above the pre-activations the quantisation
-is coarse, and the IF network then matches its ANN only at ``T = L``, diverging beyond it.
+official code starts every ``λ`` at 8.0 and decays it like every weight
+(``lam_rule="official"``, the default). With ``lam_rule="data"`` (docs/method.md §4.2, D13)
+``λ`` starts at a high percentile of the layer's pre-activations on a few training batches
+(:func:`clip_from_data`) and is kept out of weight decay (:func:`without_clip_decay`): with
+``λ`` far above the pre-activations the quantisation is coarse, and the IF network then
+matches its ANN only at ``T = L``, diverging beyond it (not a general cure: docs/method.md
+§1.3).
 
 The official code applies the ReLU first, unlike the original QCFS (which floors, then
 clips): the forward values are the same, the gradient differs only for ``x`` in
