@@ -51,9 +51,18 @@ from snnlib.experiment import load_snn, run
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.9
 # Used only when no finished quick run is found: the quick profile's two kinds of run
-# (configs/quick.yaml), with fewer epochs so that both train in a few minutes.
+# (configs/quick.yaml; T = 8 where not given), with fewer epochs so that both train in minutes.
 FALLBACK = (
-    dict(dataset="mnist5k", method="qcfs", arch="mnist-cnn", L=8, epochs=2, lr=0.05),
+    dict(
+        dataset="mnist5k",
+        method="qcfs",
+        arch="mnist-cnn",
+        L=8,
+        T=32,
+        lam_rule="data",
+        epochs=2,
+        lr=0.05,
+    ),
     dict(dataset="mnist5k-dvs", method="tet", arch="dvs-cnn", epochs=2),
 )
 
@@ -75,7 +84,8 @@ def finished_runs(root: Path) -> list[Path]:
 def train_fallback(out_dir: Path, device: torch.device) -> list[Path]:
     runs = []
     for overrides in FALLBACK:
-        config = Config(T=8, out_dir=str(out_dir), device=device.type, progress=False, **overrides)
+        settings = {"T": 8, "out_dir": str(out_dir), "device": device.type, "progress": False}
+        config = Config(**(settings | overrides))
         runs.append(run(config, log=lambda msg: print(f"  {msg}")))
     return runs
 
@@ -297,7 +307,7 @@ def main() -> None:
         if not runs:
             print(f"no finished run with a model.pt under {args.runs}: training small models")
             runs = train_fallback(Path(tmp), device)
-            source = f"trained here (no finished quick run), T=8: {FALLBACK}"
+            source = f"trained here (no finished quick run), T=8 unless given: {FALLBACK}"
         results, stream_rows = [], []
         for threads in args.threads:
             torch.set_num_threads(threads)
