@@ -25,6 +25,7 @@ import seaborn as sns
 
 from snnlib import cutoff, metrics
 from snnlib.atomic import atomic_write
+from snnlib.catalog import dataset_info
 from snnlib.records import finished_runs, load_outputs, load_run, write_csv
 from snnlib.smoke import is_smoke, label_figure, label_table
 
@@ -177,12 +178,14 @@ def ledger(table: pd.DataFrame, profile: str) -> pd.DataFrame:
                 }
             )
     for _, r in table.iterrows() if len(table) else []:
-        if r["dataset"].removesuffix(PARTIAL) in {c[0] for c in CLAIMS}:
+        name = r["dataset"].removesuffix(PARTIAL)
+        if name in {c[0] for c in CLAIMS}:
             continue
+        kind = "embedded" if dataset_info(name).embedded else "recorded"
         rows.append(
             {
                 "dataset": r["dataset"],
-                "claim": "not a paper dataset (embedded scale)",
+                "claim": f"not a paper dataset ({kind} data)",
                 "paper": "-",
                 "measured": f"{r['topk_speedup_mean']:.2f}x at "
                 f"{100 * r['topk_acc_delta_mean']:+.2f} pt, {r['method']} "
