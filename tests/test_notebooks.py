@@ -174,9 +174,11 @@ def test_figures_notebook_writes_every_figure_and_table(where, tmp_path, fabrica
     for stem in ("accuracy_vs_timestep", "tradeoff", "exits"):
         for pair in ("mnist5k_qcfs", "cifar10_tet"):
             assert {f"{stem}_{pair}.png", f"{stem}_{pair}.svg"} <= names
-    for table in ("summary", "summary_pretty", "ledger"):
+    for table in ("summary", "summary_pretty", "ledger", "convergence", "regulariser"):
         assert {f"{table}.csv", f"{table}.md", f"{table}.tex"} <= names
-    assert len(outputs(nb, "image/png")) == 6
+    # the six above, the converted runs against their ANN, the paired differences across α
+    assert {"convergence_mnist5k.png", "regulariser.png"} <= names
+    assert len(outputs(nb, "image/png")) == 8
 
 
 # ---- parameters -----------------------------------------------------------------------------
