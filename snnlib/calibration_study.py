@@ -20,11 +20,10 @@ from snnlib import cutoff, metrics, records
 from snnlib.data.batching import load_splits
 from snnlib.evaluate import choose_epsilon, collect_outputs
 from snnlib.experiment import calibration_data, load_snn
-from snnlib.figures import write_table
+from snnlib.figures import GROUP, write_table
 from snnlib.network import forward_for
 
 CALIBRATIONS = ("split", "train-dropout")
-GROUP = ["dataset", "method", "arch", "T", "alpha"]
 
 
 def _apply(config, calib_outputs, calib_labels, test, labels) -> dict:
