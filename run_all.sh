@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 usage() {
     cat <<'USAGE'
 Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [--only PATTERN]
-                   [--force] [--threads N] [--help]
+                   [--force] [--threads N] [--calibration] [--help]
 
   (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, <= 15 min)
                      and every figure and table under results/quick/
@@ -30,6 +30,10 @@ Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [-
   --threads N        CPU threads per run (default: $OMP_NUM_THREADS, else 2, the count the
                      committed records were computed with; results are bit-identical only
                      at the same count; recorded in each run's provenance.json)
+  --calibration      also compare the paper's Top-K calibration (training data through spike
+                     dropout) with the held-out one on the trained runs, into
+                     tables/calibration.*: evaluation only, but it passes the whole training
+                     split through every network (about 7 min for the quick profile here)
 
 Each run executes notebooks/10_train.ipynb through papermill; its executed copy is kept
 under results/<profile>/notebooks/ (ignored by git). A failing run does not stop the
@@ -42,7 +46,7 @@ notebooks' kernel and `python -m snnlib` carry the same settings.
 
 Environment: uses the active virtual or conda environment when snnlib's dependencies are
 importable there; otherwise creates .venv with pip (Python >= 3.10, chosen by $PYTHON,
-default python3). Set-up is skipped on reruns unless pyproject.toml changed.
+default python3). Set-up is skipped on reruns unless pyproject.toml or snnlib/lab.py changed.
 USAGE
 }
 
@@ -62,7 +66,8 @@ setup() {
     PY=.venv/bin/python
     local stamp=.venv/.snnlib-setup
     local want
-    want=$("$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())' < pyproject.toml)
+    # what the set-up installs: the dependencies, and the kernel and lab defaults of snnlib/lab.py
+    want=$(cat pyproject.toml snnlib/lab.py | "$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
     if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
         echo "[setup] .venv is up to date"
         return
@@ -74,6 +79,7 @@ setup() {
     # shellcheck disable=SC2046
     "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (snnlib)" \
         $("$PY" -m snnlib.allocator --kernel-args) >/dev/null
+    "$PY" -m snnlib.lab --install-settings
     echo "$want" > "$stamp"
 }
 
@@ -83,6 +89,7 @@ threads=${OMP_NUM_THREADS:-2}
 grid_args=()
 figures_args=()
 label=""
+calibration=0
 while [[ $# -gt 0 ]]; do
     case $1 in
         test) mode=test ;;
@@ -93,6 +100,7 @@ while [[ $# -gt 0 ]]; do
         --only) grid_args+=(--only "${2:?--only needs a pattern}"); shift ;;
         --force) grid_args+=(--force) ;;
         --threads) threads=${2:?--threads needs a number}; shift ;;
+        --calibration) calibration=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "error: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -122,9 +130,8 @@ case $mode in
         "$PY" -m pytest -q
         ;;
     lab)
-        lab_args=(--ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$PWD")
-        [[ $(id -u) -ne 0 ]] || lab_args+=(--allow-root)  # containers, Colab-like machines
-        exec "$PY" -m jupyter lab "${lab_args[@]}" notebooks/00_walkthrough.ipynb
+        # 127.0.0.1 only, kernels over Unix sockets (snnlib/lab.py says why)
+        exec "$PY" -m snnlib.lab notebooks/00_walkthrough.ipynb
         ;;
     run)
         start=$(date +%s)
@@ -133,8 +140,10 @@ case $mode in
         "$PY" -m snnlib grid "configs/$profile.yaml" "${grid_args[@]}" || status=$?
         # the runs the profile declares, under its out_dir (a failed figures step counts too)
         "$PY" -m snnlib figures "configs/$profile.yaml" "${figures_args[@]}" || status=$((status == 0 ? $? : status))
-        # the paper's Top-K calibration against the held-out one (evaluation of the trained runs)
-        "$PY" -m snnlib calibration "configs/$profile.yaml" "${figures_args[@]}" || status=$((status == 0 ? $? : status))
+        if [[ $calibration -eq 1 ]]; then
+            # the paper's Top-K calibration against the held-out one (evaluation of the trained runs)
+            "$PY" -m snnlib calibration "configs/$profile.yaml" "${figures_args[@]}" || status=$((status == 0 ? $? : status))
+        fi
         echo "[run_all] profile $profile$label finished in $(( $(date +%s) - start )) s (exit status $status)"
         exit $status
         ;;

@@ -173,8 +173,8 @@ def calibration(target: str, overrides: list[str], smoke: bool = False) -> int:
     networks of a profile (evaluation only)."""
     from snnlib.calibration_study import write_study
 
-    profile_dir, _ = _profile(target, overrides, smoke)
-    written = write_study(profile_dir)
+    profile_dir, runs = _profile(target, overrides, smoke)
+    written = write_study(profile_dir, declared=runs, progress=True)
     print(f"wrote {len(written)} files under {profile_dir}")
     return 0
 

@@ -11,27 +11,26 @@ generator seeded with the run's seed, so the comparison is reproducible.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
-from snnlib import cutoff, metrics, records
-from snnlib.data.batching import load_splits
-from snnlib.evaluate import choose_epsilon, collect_outputs
+from snnlib import metrics, records
+from snnlib.evaluate import collect_outputs, operating_point
 from snnlib.experiment import calibration_data, load_snn
-from snnlib.figures import GROUP, write_table
+from snnlib.figures import GROUP, select_runs, write_table
 from snnlib.network import forward_for
 
 CALIBRATIONS = ("split", "train-dropout")
 
 
 def _apply(config, calib_outputs, calib_labels, test, labels) -> dict:
-    eps = choose_epsilon(
-        calib_outputs, calib_labels, config.epsilons, config.bins, config.max_acc_drop
+    eps, _, accuracy, avg = operating_point(
+        calib_outputs, calib_labels, test, labels, config.epsilons, config.bins, config.max_acc_drop
     )
-    betas = cutoff.calibrate_topk(calib_outputs, calib_labels, eps, config.bins)
-    accuracy, avg = metrics.evaluate_exits(test, labels, cutoff.topk_exit(test, betas))
     return {"epsilon": eps, "topk_accuracy": accuracy, "topk_avg_timestep": avg}
 
 
@@ -43,7 +42,7 @@ def compare(run_dir: Path | str) -> list[dict]:
     test, labels = arrays["test_outputs"], arrays["test_labels"]
     outputs = {"split": (arrays["calib_outputs"], arrays["calib_labels"])}
     paper = config.replace(calibration="train-dropout")
-    net, batches = calibration_data(paper, snn, load_splits(paper))
+    net, batches = calibration_data(paper, snn)
     torch.manual_seed(config.seed)  # the dropout masks
     calib = collect_outputs(net, batches, forward_for(paper, trained=False), torch.device("cpu"))
     outputs["train-dropout"] = (calib["outputs"], calib["labels"])
@@ -57,14 +56,20 @@ def compare(run_dir: Path | str) -> list[dict]:
     ]
 
 
-def study_table(profile_dir: Path | str, log=print) -> pd.DataFrame:
-    """Mean and sd over seeds, per group and calibration, of every run with its weights."""
+def study_table(
+    profile_dir: Path | str, declared: Sequence | None = None, log=print, progress: bool = False
+):
+    """Mean and sd over seeds, per group and calibration, of every run with its weights among
+    the runs ``declared`` (every finished run when ``None``; :func:`snnlib.figures.select_runs`)."""
+    runs, coverage = select_runs(Path(profile_dir), declared)
+    for line in coverage.report():
+        log(f"[calibration] {line}")
     rows = []
-    for run_dir in records.finished_runs(Path(profile_dir)):
-        if not records.has_weights(run_dir):
-            log(f"[calibration] {run_dir.name}: no model.pt (rerun it to compare), skipped")
+    for run in tqdm(runs, desc="calibration", unit="run", disable=not progress):
+        if not records.has_weights(run["run_dir"]):
+            log(f"[calibration] {run['run_dir'].name}: no model.pt (rerun it to compare), skipped")
             continue
-        rows += compare(run_dir)
+        rows += compare(run["run_dir"])
     if not rows:
         raise ValueError(f"no finished run with its weights under {Path(profile_dir) / 'runs'}")
     frame = pd.DataFrame(rows)
@@ -75,8 +80,10 @@ def study_table(profile_dir: Path | str, log=print) -> pd.DataFrame:
     return agg.reset_index()
 
 
-def write_study(profile_dir: Path | str, log=print) -> list[Path]:
+def write_study(
+    profile_dir: Path | str, declared: Sequence | None = None, log=print, progress: bool = False
+):
     """``tables/calibration.{csv,md,tex}`` of a profile folder; returns the files written."""
     stem = Path(profile_dir) / "tables" / "calibration"
-    write_table(study_table(profile_dir, log).round(4), stem)
+    write_table(study_table(profile_dir, declared, log, progress).round(4), stem)
     return [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]

@@ -115,6 +115,16 @@ def choose_epsilon(calib_outputs, calib_labels, epsilons, bins: int, max_drop: f
     return float(ok["parameter"].max()) if len(ok) else float(min(epsilons))
 
 
+def operating_point(calib, calib_labels, test, labels, epsilons, bins: int, max_drop: float):
+    """The Top-K cutoff at its operating point: ``(ε, β, test accuracy, average timestep)``,
+    ε chosen by :func:`choose_epsilon` and β calibrated on the calibration outputs, both
+    without test data, then applied to the test outputs."""
+    eps = choose_epsilon(calib, calib_labels, epsilons, bins, max_drop)
+    betas = cutoff.calibrate_topk(calib, calib_labels, eps, bins)
+    accuracy, avg = metrics.evaluate_exits(test, labels, cutoff.topk_exit(test, betas))
+    return eps, betas, accuracy, avg
+
+
 def summarise(arrays: dict, epsilons, bins: int = 100, max_drop: float = 0.005):
     """``(per_timestep, cutoff_table, metrics)`` from the arrays of ``outputs.npz``."""
     test, labels = arrays["test_outputs"], arrays["test_labels"]
@@ -126,10 +136,9 @@ def summarise(arrays: dict, epsilons, bins: int = 100, max_drop: float = 0.005):
     tables += [cutoff.sweep(p, test, labels) for p in ("fixed", "confidence", "entropy", "oracle")]
     cutoff_table = pd.concat(tables, ignore_index=True)[list(cutoff.CUTOFF_COLUMNS)]
 
-    eps = choose_epsilon(calib, calib_labels, epsilons, bins, max_drop)
-    betas = cutoff.calibrate_topk(calib, calib_labels, eps, bins)
-    steps = cutoff.topk_exit(test, betas)
-    top_acc, avg = metrics.evaluate_exits(test, labels, steps)
+    eps, betas, top_acc, avg = operating_point(
+        calib, calib_labels, test, labels, epsilons, bins, max_drop
+    )
     best_t, best_acc = metrics.best_fixed_t(acc)
     summary = {
         "T_max": t_max,

@@ -150,13 +150,14 @@ def evaluate_network(
     return snn, arrays
 
 
-def calibration_data(config: Config, snn: nn.Module, splits: Splits):
-    """``(network, batches)`` the Top-K cutoff is calibrated on: the held-out calib split, or
-    the paper's training data through spike dropout (docs/method.md §1.7.1)."""
+def calibration_data(config: Config, snn: nn.Module, splits: Splits | None = None):
+    """``(network, batches)`` the Top-K cutoff is calibrated on: the held-out calib split
+    (``splits.calib``, read here when ``splits`` is None), or the paper's training data through
+    spike dropout (docs/method.md §1.7.1)."""
     if config.calibration == "train-dropout":
         dropout = with_spike_dropout(snn, config.calib_dropout)
         return dropout, batches_for(config, "train", False, False)
-    return snn, splits.calib
+    return snn, splits.calib if splits is not None else batches_for(config, "calib", False, False)
 
 
 def write_record(

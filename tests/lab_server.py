@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from snnlib.lab import server_args
+
 SETTINGS = {
     # every cell stays in the page, so that prompts and outputs off screen can be read
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
@@ -31,6 +33,15 @@ class Lab:
     url: str  # http://127.0.0.1:PORT
     token: str
     log: Path
+
+    def api(self, method: str, path: str):
+        """The server's REST API: ``method`` on ``/api/<path>``; returns the decoded JSON
+        answer (None when empty)."""
+        auth = {"Authorization": f"token {self.token}"}
+        request = urllib.request.Request(f"{self.url}/api/{path}", method=method, headers=auth)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            body = answer.read()
+        return json.loads(body) if body else None
 
     def open_url(self, notebook: str) -> str:
         """The address that opens ``notebook`` (relative to the root folder) in a fresh
@@ -79,20 +90,21 @@ def wait_until_up(lab: Lab, proc: subprocess.Popen, timeout: float) -> None:
 @contextmanager
 def jupyter_lab(root_dir: Path, home: Path, timeout: float = 60.0):
     """Run ``python -m jupyter lab`` on ``root_dir`` (this interpreter: the project's
-    ``.venv``) until the block ends; yields a :class:`Lab`."""
+    ``.venv``) with the settings of ``./run_all.sh lab`` until the block ends; yields a
+    :class:`Lab`."""
     home.mkdir(parents=True, exist_ok=True)
     port, token = free_port(), secrets.token_hex(16)
     lab = Lab(f"http://127.0.0.1:{port}", token, home / "jupyterlab.log")
+    dirs = private_dirs(home)
     cmd = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}",
+        *server_args(root_dir, Path(dirs["JUPYTER_RUNTIME_DIR"])),
+        f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
     ]  # fmt: skip
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
     with lab.log.open("wb") as log:
         proc = subprocess.Popen(
-            cmd, cwd=root_dir, env={**os.environ, **private_dirs(home)},
+            cmd, cwd=root_dir, env={**os.environ, **dirs},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:

@@ -29,6 +29,7 @@ CHROMIUM_FLAGS = (
 )  # fmt: skip
 # the status bar's kernel item, "Python 3 (snnlib) | Idle", once the kernel is connected
 KERNEL_IDLE = "//*[contains(@class, 'jp-StatusBar-TextItem')][contains(., '| Idle')]"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"  # the notebook metadata's key
 INDICATOR = ".jp-Notebook-ExecutionIndicator[data-status='{}']"  # the kernel's state
 CELL_PROMPTS = """return Array.from(document.querySelectorAll(
     '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt'
@@ -165,6 +166,24 @@ def move_slider(driver) -> tuple[str, str, str]:
     return before, readout.text, interact.find_element("css selector", ".widget-output table").text
 
 
+def save_and_restart(driver, lab, notebook: Path) -> None:
+    """File > Save (with the widgets' state, the set-up's lab default), then shut the kernel
+    down and open the notebook again in a fresh kernel, as a reader reopening it later."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("s").key_up(Keys.CONTROL).perform()
+    wait_for(
+        driver,
+        lambda d: WIDGET_STATE in nbformat.read(notebook, as_version=4).metadata.get("widgets", {}),
+        20,
+        "the saved notebook to carry the widgets' state (.venv's lab default saveState)",
+    )
+    for session in lab.api("GET", "sessions"):
+        lab.api("DELETE", f"sessions/{session['id']}")
+    open_notebook(driver, lab.open_url(notebook.name))
+
+
 @pytest.mark.slow
 def test_walkthrough_runs_in_jupyterlab_and_its_slider_updates_the_table(browser, tmp_path):
     start = time.monotonic()
@@ -183,5 +202,16 @@ def test_walkthrough_runs_in_jupyterlab_and_its_slider_updates_the_table(browser
         assert after in table, f"the table does not show ε = {after}:\n{table}"
         screenshot = tmp_path / "walkthrough.png"
         assert browser.save_screenshot(str(screenshot))
+        save_and_restart(browser, lab, notebook)
+        # no cell run in the new kernel: the slider is drawn from the saved state
+        wait_for(
+            browser,
+            lambda d: d.find_elements("css selector", ".widget-interact .widget-slider"),
+            30,
+            "the ε slider drawn from the saved widget state",
+        )
+        assert not browser.find_elements("xpath", "//*[contains(text(), 'interactive(children=')]")
     print(f"screenshot: {screenshot} (ε {before} -> {after}, {time.monotonic() - start:.0f} s)")
     assert len(list((work / "runs").rglob("DONE"))) == 4  # QCFS, TET, each +- RCS
+    # kernels over Unix sockets: no warning about unencrypted TCP (snnlib/lab.py)
+    assert "without encryption" not in lab.log.read_text(errors="replace")

@@ -48,6 +48,17 @@ def test_table_skips_runs_without_weights_and_writes_files(finished, tmp_path):
     assert lines == ["[calibration] bare: no model.pt (rerun it to compare), skipped"]
 
 
+def test_table_takes_only_the_declared_runs(finished, tmp_path):
+    profile = tmp_path / "p"
+    shutil.copytree(finished.parent.parent, profile)
+    shutil.copytree(finished, profile / "runs" / "stray")
+    declared = [Config.from_dict(json.loads((finished / "config.json").read_text()))]
+    lines = []
+    table = calibration_study.study_table(profile, declared, log=lines.append)
+    assert set(table["seeds"]) == {1}
+    assert lines == ["[calibration] finished but not declared (left out): stray"]
+
+
 def test_no_run_with_weights_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no finished run with its weights"):
         calibration_study.study_table(tmp_path)

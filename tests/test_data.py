@@ -226,6 +226,27 @@ def test_emulated_dataset_frames_shape_and_counts():
     assert data.get_dataset("mnist5k-dvs", "calib").x.shape[1] == 10  # default T
 
 
+def test_emulated_frames_are_cached_on_disk_by_content(tmp_path, monkeypatch):
+    rows = data.split_indices("mnist5k-dvs")["calib"][:40]
+    fresh = emulated_dvs.EmulatedDVS(rows, 4, seed=0).x  # no cache_dir: nothing written
+    assert not (tmp_path / "emulated-dvs").exists()
+    first = emulated_dvs.EmulatedDVS(rows, 4, seed=0, cache_dir=tmp_path).x
+    (file,) = (tmp_path / "emulated-dvs").glob("*.npy")
+    assert torch.equal(first, fresh)
+    emulated_dvs._cached_frames.cache_clear()  # a new process: read from the file
+    monkeypatch.setattr(emulated_dvs, "emulate_frames", lambda *a, **k: pytest.fail("emulated"))
+    assert torch.equal(emulated_dvs.EmulatedDVS(rows, 4, seed=0, cache_dir=tmp_path).x, fresh)
+    monkeypatch.undo()
+    # another T, seed or set of digits is another file; an unreadable file is emulated again
+    emulated_dvs.EmulatedDVS(rows, 4, seed=1, cache_dir=tmp_path)
+    emulated_dvs.EmulatedDVS(rows[:20], 4, seed=0, cache_dir=tmp_path)
+    assert len(list((tmp_path / "emulated-dvs").glob("*.npy"))) == 3
+    file.write_bytes(b"truncated")
+    emulated_dvs._cached_frames.cache_clear()
+    assert torch.equal(emulated_dvs.EmulatedDVS(rows, 4, seed=0, cache_dir=tmp_path).x, fresh)
+    assert torch.equal(torch.from_numpy(np.load(file)), fresh)
+
+
 # --- framing and the DVS augmentation ---------------------------------------------------------
 
 

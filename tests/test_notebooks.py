@@ -159,6 +159,11 @@ def test_walkthrough_trains_tiny_models_and_shows_committed_results(where, tmp_p
     assert len(outputs(nb, "image/png")) >= 9
     html = "".join(outputs(nb, "text/html"))
     assert "1.76-2.76x" in html  # the ledger of the committed-results section
+    # the executed copy carries the ε slider's state, so a static view draws the slider
+    state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    views = outputs(nb, "application/vnd.jupyter.widget-view+json")
+    assert views and all(view["model_id"] in state for view in views)
+    assert any(m["model_name"] == "FloatSliderModel" for m in state.values())
 
 
 @pytest.mark.slow

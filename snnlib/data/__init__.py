@@ -35,12 +35,12 @@ calibration (training data with dropout 0.3) uses ``get_dataset(name, "train", a
 
 ``augment=None`` means the training augmentation (``frames``, ``events``) on split "train" only;
 mnist5k, mnist5k-dvs, nmnist and nmnist-subset have none.
-``root=None`` means ``$SNNLIB_DATA`` or ``~/snnlib_data``; frames of recorded event data are
-cached on disk under ``cache_dir`` (None: ``$SNNLIB_CACHE`` or ``~/.cache/snnlib``; False: no
-cache). Nothing is downloaded unless ``download=True``, and only when a dataset is constructed;
-a missing dataset raises :class:`DatasetNotFoundError` at construction. Synthetic stand-ins
-in each paper dataset's real file format (for smoke runs and tests) are written by
-:mod:`snnlib.data.standins`.
+``root=None`` means ``$SNNLIB_DATA`` or ``~/snnlib_data``; frames of recorded and of emulated
+event data are cached on disk under ``cache_dir`` (None: ``$SNNLIB_CACHE`` or
+``~/.cache/snnlib``; False: no cache). Nothing is downloaded unless ``download=True``, and only
+when a dataset is constructed; a missing dataset raises :class:`DatasetNotFoundError` at
+construction. Synthetic stand-ins in each paper dataset's real file format (for smoke runs and
+tests) are written by :mod:`snnlib.data.standins`.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def _mnist5k(r: Request) -> Dataset:
 
 
 def _mnist5k_dvs(r: Request) -> Dataset:
-    return EmulatedDVS(_mnist5k_rows(r.split), r.T, r.seed)
+    return EmulatedDVS(_mnist5k_rows(r.split), r.T, r.seed, _cache(r.cache_dir))
 
 
 def _cache(cache_dir: str | Path | bool | None) -> Path | None:
@@ -245,4 +245,4 @@ def as_tensors(
     y = torch.from_numpy(labels[np.asarray(rows)].astype(np.int64))
     if name == "mnist5k":
         return mnist5k_images(rows), y
-    return EmulatedDVS(rows, T, seed).x.float(), y
+    return EmulatedDVS(rows, T, seed, default_cache_dir()).x.float(), y

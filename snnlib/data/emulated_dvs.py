@@ -22,17 +22,26 @@ gives about 4,600 events (N-MNIST: 3,000-5,000).
 
 Events use tonic's NMNIST dtype (x, y, t, p; int64). Frames: ``tonic.transforms.ToFrame`` over
 the whole 300 ms recording, T equal bins, int16 ``[T, 2, 34, 34]``. Frames of a split are kept in
-memory (a small LRU cache per split, T and seed); nothing is written to disk.
+memory (a small LRU cache per split, T and seed) and, given a ``cache_dir``, in one ``.npy`` file
+per split, T and seed under ``cache_dir/emulated-dvs/`` (emulating the 3,500 training digits
+takes seconds, in every process that trains on them). The file's name is a digest of the
+digits' pixels, T, the seed, the sensor parameters and the source of this module and of
+:mod:`snnlib.data.framing`, so a change to any of them reads no stale frames.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from snnlib.atomic import atomic_write
+from snnlib.data import framing
 from snnlib.data.embedded import ArraySamples, load_mnist5k
 from snnlib.data.framing import EVENT_DTYPE, Window, to_frames
 
@@ -153,23 +162,43 @@ def emulate_frames(
     return frames
 
 
+def _frames_file(images: np.ndarray, T: int, seed: int, cache_dir: Path) -> Path:
+    digest = hashlib.sha256(images.tobytes())
+    digest.update(repr((images.shape, T, seed, SensorParams())).encode())
+    for module in (__file__, framing.__file__):
+        digest.update(Path(module).read_bytes())
+    return cache_dir / "emulated-dvs" / f"{digest.hexdigest()[:24]}.npy"
+
+
 @lru_cache(maxsize=3)
-def _cached_frames(rows: tuple[int, ...], T: int, seed: int) -> torch.Tensor:
-    images, _ = load_mnist5k()
-    return torch.from_numpy(emulate_frames(images[list(rows)], T, seed))
+def _cached_frames(rows: tuple[int, ...], T: int, seed: int, cache_dir: Path | None):
+    images = load_mnist5k()[0][list(rows)]
+    path = None if cache_dir is None else _frames_file(images, T, seed, cache_dir)
+    if path is not None and path.is_file():
+        try:
+            return torch.from_numpy(np.load(path))
+        except (OSError, ValueError):  # unreadable: emulated again and rewritten below
+            pass
+    frames = emulate_frames(images, T, seed)
+    if path is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, frames)
+        atomic_write(path, buffer.getvalue())
+    return torch.from_numpy(frames)
 
 
 class EmulatedDVS(ArraySamples):
-    """Rows of mnist5k as emulated DVS frames ``([T, 2, 34, 34] float32 counts, label)``.
+    """Rows of mnist5k as emulated DVS frames ``([T, 2, 34, 34] float32 counts, label)``,
+    cached under ``cache_dir`` when one is given (see the module's docstring).
 
     ``events(i)`` re-emulates sample ``i`` and returns its raw events (tonic's NMNIST dtype).
     """
 
-    def __init__(self, rows: list[int], T: int, seed: int = 0):
+    def __init__(self, rows: list[int], T: int, seed: int = 0, cache_dir: Path | None = None):
         _, labels = load_mnist5k()
         self.rows, self.T, self.seed = list(rows), T, seed
         self.sensor_size = SENSOR_SIZE
-        frames = _cached_frames(tuple(self.rows), T, seed)
+        frames = _cached_frames(tuple(self.rows), T, seed, cache_dir)
         super().__init__(frames, torch.from_numpy(labels[self.rows]))
 
     def events(self, index: int) -> np.ndarray:
