@@ -134,7 +134,8 @@ def offline(rule, cum) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- snnlib models
-@pytest.mark.parametrize("batch", [1, 7, 40, N + 3])
+# one sample at a time is the slowest case (9 s here): the full suite only
+@pytest.mark.parametrize("batch", [pytest.param(1, marks=pytest.mark.slow), 7, 40, N + 3])
 @pytest.mark.parametrize("rule_name", RULES)
 def test_stream_mode_equals_offline(stream_case, rule_name, batch):
     # Continuous batching: each sample runs exactly its own steps, whoever shares its calls.

@@ -9,6 +9,8 @@ import pytest
 from snnlib import calibration_study, experiment
 from snnlib.config import Config
 
+pytestmark = pytest.mark.slow  # the module's fixture trains a run
+
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):

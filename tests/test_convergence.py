@@ -35,6 +35,7 @@ def test_gap_and_dip_by_hand():
     assert peak["dip"] == pytest.approx(0.02)
 
 
+@pytest.mark.slow  # draws figures
 def test_table_and_figures_only_for_converted_runs(tmp_path):
     rng = np.random.default_rng(0)
     base = {"out_dir": str(tmp_path), "profile": "p", "T": 16, "L": 4}

@@ -19,6 +19,7 @@ from snnlib.catalog import dataset_info  # noqa: E402
 from snnlib.config import Config  # noqa: E402
 
 
+@pytest.mark.slow  # runs the script and its Python stages
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the check would run")
 def test_gpu_check_without_a_gpu_says_so_and_writes_nothing():
     bench = REPO / "results" / "bench"

@@ -73,7 +73,10 @@ def test_small_nets_give_T_B_K(arch, neuron):
 
 
 @pytest.mark.parametrize(
-    ("neuron", "norm"), [(n, "bn") for n in models.NEURONS] + [("lif", "tebn")]
+    ("neuron", "norm"),
+    # the spiking variants in the fast tier; the ANN ones (relu, qcfs) in the full suite
+    [pytest.param(n, "bn", marks=pytest.mark.slow) for n in models.NEURONS if n != "lif"]
+    + [("lif", "bn"), ("lif", "tebn")],
 )
 @pytest.mark.parametrize("arch", BIG)
 def test_big_nets_give_T_B_K_on_meta(arch, neuron, norm):

@@ -225,6 +225,7 @@ def test_one_parameters_cell_that_papermill_reads_whole(name):
 
 
 # ---- stripped -------------------------------------------------------------------------------
+@pytest.mark.slow  # runs nbstripout on every notebook
 def test_notebooks_are_committed_stripped():
     pytest.importorskip("nbstripout")
     paths_ = [str(NOTEBOOKS / f"{name}.ipynb") for name in NAMES]

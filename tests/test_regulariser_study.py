@@ -126,6 +126,7 @@ def test_runs_that_differ_in_more_than_alpha_and_seed_are_refused():
         study.paired_table(runs, log=quiet)
 
 
+@pytest.mark.slow  # draws the figure
 def test_write_study_writes_the_table_and_the_figure(tmp_path):
     rng = np.random.default_rng(0)
     for alpha, seed in [(0.0, 0), (0.0, 1), (0.0, 2), (0.01, 0), (0.01, 1)]:

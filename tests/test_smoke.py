@@ -104,6 +104,7 @@ def test_standins_only_for_missing_datasets(tmp_path):
     assert present == [cifar]
 
 
+@pytest.mark.slow  # draws figures
 def test_smoke_figures_and_tables_say_smoke(tmp_path):
     config = Config(out_dir=str(tmp_path), profile="p-smoke", smoke=True, bins=20)
     fabricate(config, np.random.default_rng(0))
