@@ -12,7 +12,7 @@ usage() {
 Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [--only PATTERN]
                    [--force] [--threads N] [--calibration] [--help]
 
-  (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, <= 15 min)
+  (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, ~15 min)
                      and every figure and table under results/quick/
   test               set-up, then ruff, the notebook strip check and the test suite (CI)
   lab                set-up, then JupyterLab on 127.0.0.1 (token-protected) at
@@ -46,7 +46,8 @@ notebooks' kernel and `python -m snnlib` carry the same settings.
 
 Environment: uses the active virtual or conda environment when snnlib's dependencies are
 importable there; otherwise creates .venv with pip (Python >= 3.10, chosen by $PYTHON,
-default python3). Set-up is skipped on reruns unless pyproject.toml or snnlib/lab.py changed.
+default python3). Set-up is skipped on reruns unless pyproject.toml, postBuild or
+snnlib/lab.py changed.
 USAGE
 }
 
@@ -66,8 +67,8 @@ setup() {
     PY=.venv/bin/python
     local stamp=.venv/.snnlib-setup
     local want
-    # what the set-up installs: the dependencies, and the kernel and lab defaults of snnlib/lab.py
-    want=$(cat pyproject.toml snnlib/lab.py | "$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+    # what the set-up installs: the dependencies, the kernel and the lab default
+    want=$(cat pyproject.toml postBuild snnlib/lab.py | "$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
     if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
         echo "[setup] .venv is up to date"
         return
@@ -75,11 +76,8 @@ setup() {
     echo "[setup] installing snnlib and its dependencies into .venv (first run: a few minutes)"
     "$PY" -m pip install --quiet --upgrade pip
     "$PY" -m pip install --quiet -e '.[dev]'
-    # the notebooks' kernel, with the allocator settings that the CLI and this script use
-    # shellcheck disable=SC2046
-    "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (snnlib)" \
-        $("$PY" -m snnlib.allocator --kernel-args) >/dev/null
-    "$PY" -m snnlib.lab --install-settings
+    # the notebooks' kernel and JupyterLab default (the same step Binder runs)
+    PYTHON="$PY" ./postBuild
     echo "$want" > "$stamp"
 }
 

@@ -303,12 +303,37 @@ def main() -> None:
     # the folder relative to the repository when inside it: the JSON names no machine paths
     source = f"finished quick-profile runs under {paths.from_root(args.runs)}"
     loads = [os.getloadavg()]
+    results, stream_rows = [], []
+
+    def write(complete: bool) -> Path:
+        """The JSON of what is measured so far (rewritten after each model: a run cut short
+        keeps its finished models, marked ``"complete": false``)."""
+        payload = {
+            "complete": complete,
+            "environment": {**environment(), "device": args.device},
+            "load_average_1min_during_run": [round(load[0], 2) for load in loads],
+            "allocator": {
+                "mallopt": allocator or "glibc defaults",
+                "environment": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+            },
+            "models_from": source,
+            "batch": args.batch,
+            "repeats": args.repeats,
+            "target": f"step mode: measured speedup >= {TARGET} x (T_max / avg exit step)",
+            "all_exact": all(row["matches_offline"] for r in results for row in r["rows"])
+            and all(row["matches_offline"] for row in stream_rows),
+            "min_ratio_step": summary(results, "step"),
+            "min_ratio_tail": summary(results, "tail"),
+            "stream": stream_rows,
+            "results": results,
+        }
+        return write_json(args.name, payload)
+
     with tempfile.TemporaryDirectory(prefix="anytime-bench-") as tmp:
         if not runs:
             print(f"no finished run with a model.pt under {args.runs}: training small models")
             runs = train_fallback(Path(tmp), device)
             source = f"trained here (no finished quick run), T=8 unless given: {FALLBACK}"
-        results, stream_rows = [], []
         for threads in args.threads:
             torch.set_num_threads(threads)
             for run_dir in runs:
@@ -333,25 +358,8 @@ def main() -> None:
                         f"{row['ratio_to_ideal']:.2f}  exact={row['matches_offline']}"
                     )
                 loads.append(os.getloadavg())
-    payload = {
-        "environment": {**environment(), "device": args.device},
-        "load_average_1min_during_run": [round(load[0], 2) for load in loads],
-        "allocator": {
-            "mallopt": allocator or "glibc defaults",
-            "environment": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
-        },
-        "models_from": source,
-        "batch": args.batch,
-        "repeats": args.repeats,
-        "target": f"step mode: measured speedup >= {TARGET} x (T_max / avg exit step)",
-        "all_exact": all(row["matches_offline"] for r in results for row in r["rows"])
-        and all(row["matches_offline"] for row in stream_rows),
-        "min_ratio_step": summary(results, "step"),
-        "min_ratio_tail": summary(results, "tail"),
-        "stream": stream_rows,
-        "results": results,
-    }
-    print(f"wrote {write_json(args.name, payload)}")
+                write(complete=False)
+    print(f"wrote {write(complete=True)}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ over Unix sockets (IPC) in Jupyter's runtime folder instead of TCP ports: over T
 warns at every start that its traffic is unencrypted, while a Unix socket is reachable by
 this user only, and the runtime folder keeps the socket files out of the checkout.
 
-The set-up also gives the environment's JupyterLab one default (:data:`SETTINGS`, written by
-:func:`install_settings` into ``<prefix>/share/jupyter/lab/settings/overrides.json``): save
+The set-up (its ``postBuild`` step, which Binder runs too) also gives the environment's
+JupyterLab one default (:data:`SETTINGS`, written by :func:`install_settings` into
+``<prefix>/share/jupyter/lab/settings/overrides.json``): save
 the widgets' state with the notebook, so that a saved notebook opened again shows its ε
 slider, not the slider's text. Executed copies written by papermill carry that state anyway.
 

@@ -24,9 +24,10 @@ Events use tonic's NMNIST dtype (x, y, t, p; int64). Frames: ``tonic.transforms.
 the whole 300 ms recording, T equal bins, int16 ``[T, 2, 34, 34]``. Frames of a split are kept in
 memory (a small LRU cache per split, T and seed) and, given a ``cache_dir``, in one ``.npy`` file
 per split, T and seed under ``cache_dir/emulated-dvs/`` (emulating the 3,500 training digits
-takes seconds, in every process that trains on them). The file's name is a digest of the
-digits' pixels, T, the seed, the sensor parameters and the source of this module and of
-:mod:`snnlib.data.framing`, so a change to any of them reads no stale frames.
+takes seconds, in every process that trains on them; the three splits at T = 8 take 177 MB).
+The file's name is a digest of the digits' pixels, T, the seed, the sensor parameters and the
+source of this module and of :mod:`snnlib.data.framing`, so a change to any of them reads no
+stale frames.
 """
 
 from __future__ import annotations
