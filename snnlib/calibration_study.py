@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from snnlib import metrics, records
 from snnlib.evaluate import collect_outputs, operating_point
-from snnlib.experiment import calibration_data, load_snn
+from snnlib.experiment import load_snn, paper_calibration_data
 from snnlib.figures import GROUP, select_runs, write_table
 from snnlib.network import forward_for
 
@@ -41,10 +41,9 @@ def compare(run_dir: Path | str) -> list[dict]:
     arrays = records.load_outputs(run_dir)
     test, labels = arrays["test_outputs"], arrays["test_labels"]
     outputs = {"split": (arrays["calib_outputs"], arrays["calib_labels"])}
-    paper = config.replace(calibration="train-dropout")
-    net, batches = calibration_data(paper, snn)
+    net, batches = paper_calibration_data(config, snn)
     torch.manual_seed(config.seed)  # the dropout masks
-    calib = collect_outputs(net, batches, forward_for(paper, trained=False), torch.device("cpu"))
+    calib = collect_outputs(net, batches, forward_for(config, trained=False), torch.device("cpu"))
     outputs["train-dropout"] = (calib["outputs"], calib["labels"])
     keys = {k: config.to_dict()[k] for k in [*GROUP, "seed"]}
     acc_tmax = float(metrics.accuracy_per_timestep(test, labels)[-1])

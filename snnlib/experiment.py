@@ -150,14 +150,18 @@ def evaluate_network(
     return snn, arrays
 
 
-def calibration_data(config: Config, snn: nn.Module, splits: Splits | None = None):
-    """``(network, batches)`` the Top-K cutoff is calibrated on: the held-out calib split
-    (``splits.calib``, read here when ``splits`` is None), or the paper's training data through
-    spike dropout (docs/method.md §1.7.1)."""
+def calibration_data(config: Config, snn: nn.Module, splits: Splits):
+    """``(network, batches)`` the Top-K cutoff is calibrated on: the held-out calib split, or
+    the paper's training data through spike dropout (:func:`paper_calibration_data`)."""
     if config.calibration == "train-dropout":
-        dropout = with_spike_dropout(snn, config.calib_dropout)
-        return dropout, batches_for(config, "train", False, False)
-    return snn, splits.calib if splits is not None else batches_for(config, "calib", False, False)
+        return paper_calibration_data(config, snn)
+    return snn, splits.calib
+
+
+def paper_calibration_data(config: Config, snn: nn.Module):
+    """``(network, batches)`` of the paper's calibration: the training split, without
+    augmentation, through a copy of ``snn`` with spike dropout (docs/method.md §1.7.1)."""
+    return with_spike_dropout(snn, config.calib_dropout), batches_for(config, "train", False, False)
 
 
 def write_record(
