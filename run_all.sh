@@ -12,7 +12,7 @@ usage() {
 Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [--only PATTERN]
                    [--force] [--threads N] [--calibration] [--help]
 
-  (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, ~15 min)
+  (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, ~6 min)
                      and every figure and table under results/quick/
   test               set-up, then ruff, the notebook strip check and the test suite (CI)
   lab                set-up, then JupyterLab on 127.0.0.1 (token-protected) at
