@@ -54,6 +54,35 @@ def check_run(run: dict) -> dict:
     }
 
 
+def ledger_rows(runs: list[dict], profile: str) -> list[dict]:
+    """The ledger's convergence claim (QCFS: the converted SNN approaches its ANN as T grows),
+    one row per converted dataset: how many runs meet both criteria, and the worst gap and dip."""
+    runs = [r for r in runs if METHOD_TABLE[r["config"]["method"]].converts]
+    if not runs:
+        return []
+    table = pd.DataFrame([check_run(r) for r in runs])
+    claim = (
+        f"converted SNN within {100 * MAX_GAP:g} pt of its ANN at T = 4L, "
+        f"no fall > {100 * MAX_DIP:g} pt after T = L (QCFS)"
+    )
+    rows = []
+    for dataset, sel in table.groupby("dataset", sort=True):
+        worst = (
+            f"worst gap {100 * sel['gap'].max():+.1f} pt, worst dip {100 * sel['dip'].max():.1f} pt"
+        )
+        measured = f"{int(sel['converges'].sum())} of {len(sel)} runs ({worst})"
+        rows.append(
+            {
+                "dataset": dataset,
+                "claim": claim,
+                "paper": "yes (QCFS, Bu et al. 2022)",
+                "measured": measured,
+                "scale": profile,
+            }
+        )
+    return rows
+
+
 def figure(runs: list[dict], dataset: str) -> plt.Figure:
     """SNN test accuracy against T with each α's ANN accuracy as a dashed line."""
     sel = [r for r in runs if r["config"]["dataset"] == dataset]

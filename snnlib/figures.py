@@ -147,8 +147,10 @@ def pretty(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def ledger(table: pd.DataFrame, profile: str) -> pd.DataFrame:
-    """Each paper claim beside what this profile measured (``not run`` where not run)."""
+def ledger(table: pd.DataFrame, profile: str, claims: Sequence[dict] = ()) -> pd.DataFrame:
+    """Each paper claim beside what this profile measured (``not run`` where not run); the rows
+    of ``claims`` (same columns: the convergence and regulariser claims of
+    :func:`snnlib.report.write_all`) go last."""
     rows = []
     base = table["dataset"].str.removesuffix(PARTIAL) if len(table) else None
     for dataset, claim, low, high in CLAIMS:
@@ -193,7 +195,7 @@ def ledger(table: pd.DataFrame, profile: str) -> pd.DataFrame:
                 "scale": profile,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame([*rows, *claims])
 
 
 def write_table(frame: pd.DataFrame, path_stem: Path) -> None:
@@ -347,12 +349,16 @@ def exit_distributions(runs: list[dict], dataset: str, method: str) -> plt.Figur
 
 
 def make_all(
-    profile_dir: Path, out_dir: Path | None = None, declared: Sequence | None = None, log=print
+    profile_dir: Path,
+    out_dir: Path | None = None,
+    declared: Sequence | None = None,
+    log=print,
+    claims: Sequence[dict] = (),
 ) -> list[Path]:
     """Write every figure and table of a profile; return the files written.
 
     ``declared``: the profile's configs (see :func:`select_runs`); what is missing or not
-    declared is logged, one line each.
+    declared is logged, one line each. ``claims``: more ledger rows (see :func:`ledger`).
     """
     profile_dir = Path(profile_dir)
     out_dir = Path(out_dir) if out_dir is not None else profile_dir
@@ -367,7 +373,7 @@ def make_all(
     for stem, frame in (
         ("summary", table),
         ("summary_pretty", pretty(table)),
-        ("ledger", ledger(table, profile_dir.name)),
+        ("ledger", ledger(table, profile_dir.name, claims)),
     ):
         write_table(label_table(frame) if smoke else frame, out_dir / "tables" / stem)
         written += [out_dir / "tables" / f"{stem}.{e}" for e in ("csv", "md", "tex")]

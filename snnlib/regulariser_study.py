@@ -57,6 +57,12 @@ COLUMNS = (
 # (direction > 0, direction < 0) of a difference whose interval excludes 0, by Metric.better
 VERDICTS = {1: ("better", "worse"), -1: ("worse", "better"), 0: ("higher", "lower")}
 UNCLEAR = "not distinguishable"
+# what the ledger shows of a claim row: (metric, label, unit, scale)
+LEDGER_METRICS = (
+    ("topk_avg_timestep", "Top-K steps", " steps", 1),
+    ("oct_mean", "mean OCT", " steps", 1),
+    ("accuracy_tmax", "acc at T_max", " pt", 100),
+)
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,48 @@ def paired_table(
                 log(f"[regulariser] {label} α={alpha:g}: seeds left out: {pairing.unpaired()}")
             rows += _rows(key, alpha, control, treated, pairing, boot, log)
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def claim_verdict(verdicts: dict[str, str]) -> str:
+    """The paper's RCS claim (answers settle earlier at no cost in accuracy) against one α's
+    verdicts (metric name -> verdict): ``supported`` when fewer steps (OCT or Top-K) and no
+    loss of accuracy at T_max, ``contradicted`` when more steps or less accuracy and no gain,
+    ``mixed`` when both, else ``not distinguishable``."""
+    steps = [verdicts.get(m, UNCLEAR) for m in ("oct_mean", "topk_avg_timestep")]
+    gain = "better" in steps
+    cost = "worse" in steps or verdicts.get("accuracy_tmax") == "worse"
+    return {(True, False): "supported", (False, True): "contradicted", (True, True): "mixed"}.get(
+        (gain, cost), UNCLEAR
+    )
+
+
+def ledger_rows(runs: list[dict], profile: str) -> list[dict]:
+    """The ledger's RCS claim, one row per (setting, α > 0) with paired runs: the verdict of
+    :func:`claim_verdict` and the paired differences it rests on (95 % intervals)."""
+    table = paired_table(runs, log=lambda *_: None)
+    rows = []
+    for (*key, alpha), sel in table.groupby([*SETTING, "alpha"], sort=True):
+        by = sel.set_index("metric")
+        shown = []
+        for metric, label, unit, scale in LEDGER_METRICS:
+            if metric in by.index:
+                d, low, high = (
+                    scale * by.loc[metric, c] for c in ("difference", "ci_low", "ci_high")
+                )
+                shown.append(f"{label} {d:+.2f}{unit} [{low:+.2f}, {high:+.2f}]")
+        verdict = claim_verdict(dict(zip(sel["metric"], sel["verdict"], strict=True)))
+        n_pairs = int(sel["n_pairs"].max())
+        rows.append(
+            {
+                "dataset": key[0],
+                "claim": f"RCS alpha={alpha:g} settles answers earlier at no accuracy cost "
+                f"({key[1]}, {n_pairs} paired seeds)",
+                "paper": "yes",
+                "measured": f"{verdict}: " + "; ".join(shown),
+                "scale": profile,
+            }
+        )
+    return rows
 
 
 def _direction(metric: Metric) -> str:

@@ -12,16 +12,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from snnlib.convergence import write_convergence
-from snnlib.figures import make_all
-from snnlib.regulariser_study import write_study
+from snnlib import convergence, regulariser_study
+from snnlib.figures import make_all, select_runs
+
+
+def ledger_claims(runs: list[dict], profile: str) -> list[dict]:
+    """The ledger rows of the convergence claim and of the RCS claim (each α with paired
+    runs) for ``runs`` (see :func:`snnlib.figures.ledger`)."""
+    return convergence.ledger_rows(runs, profile) + regulariser_study.ledger_rows(runs, profile)
 
 
 def write_all(
     profile_dir: Path, out_dir: Path | None = None, declared: Sequence | None = None, log=print
 ) -> list[Path]:
     """Write every figure and table of ``profile_dir`` under ``out_dir`` (default: the profile
-    folder); return the files written. ``declared``: see :func:`snnlib.figures.select_runs`."""
-    written = make_all(profile_dir, out_dir, declared, log)
-    written += write_convergence(profile_dir, out_dir, declared, log)
-    return written + write_study(profile_dir, out_dir, declared, log)
+    folder); return the files written. ``declared``: see :func:`snnlib.figures.select_runs`.
+
+    The ledger carries, after the paper's speed-up claims, the convergence claim of the
+    converted runs and the RCS claim of each α with paired runs (what was measured, failed
+    claims included)."""
+    profile_dir = Path(profile_dir)
+    runs, _ = select_runs(profile_dir, declared)
+    written = make_all(profile_dir, out_dir, declared, log, ledger_claims(runs, profile_dir.name))
+    written += convergence.write_convergence(profile_dir, out_dir, declared, log)
+    return written + regulariser_study.write_study(profile_dir, out_dir, declared, log)

@@ -35,6 +35,18 @@ def test_gap_and_dip_by_hand():
     assert peak["dip"] == pytest.approx(0.02)
 
 
+def test_ledger_row_counts_converging_runs_and_shows_the_worst_gap_and_dip():
+    good = _run([0.9, 0.96, 0.96, 0.962, 0.96, 0.961, 0.962, 0.962], ann=0.963, L=2)
+    dips = _run([0.9, 0.96, 0.93, 0.95, 0.96, 0.961, 0.962, 0.962], ann=0.962, L=2)
+    runs = [{**r, "config": {**r["config"], "method": "qcfs"}} for r in (good, dips)]
+    direct = {**good, "config": {**good["config"], "method": "tet", "dataset": "e"}}
+    (row,) = convergence.ledger_rows([*runs, direct], "prof")
+    assert row["dataset"] == "d" and row["scale"] == "prof"
+    assert row["measured"] == "1 of 2 runs (worst gap +0.1 pt, worst dip 3.0 pt)"
+    assert "0.5 pt" in row["claim"] and "1 pt" in row["claim"]
+    assert convergence.ledger_rows([direct], "prof") == []
+
+
 @pytest.mark.slow  # draws figures
 def test_table_and_figures_only_for_converted_runs(tmp_path):
     rng = np.random.default_rng(0)
@@ -51,6 +63,8 @@ def test_table_and_figures_only_for_converted_runs(tmp_path):
     table = pd.read_csv(tmp_path / "p" / "tables" / "convergence.csv")
     assert len(table) == 2 and set(table["dataset"]) == {"mnist5k"}
     assert any(line.startswith("[convergence]") for line in lines)
+    ledger = pd.read_csv(tmp_path / "p" / "tables" / "ledger.csv")
+    assert ledger["claim"].str.contains("of its ANN at T = 4L").sum() == 1  # the claim rows
 
 
 @pytest.mark.slow

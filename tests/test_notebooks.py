@@ -159,6 +159,7 @@ def test_walkthrough_trains_tiny_models_and_shows_committed_results(where, tmp_p
     assert len(outputs(nb, "image/png")) >= 9
     html = "".join(outputs(nb, "text/html"))
     assert "1.76-2.76x" in html  # the ledger of the committed-results section
+    assert "of its ANN at T = 4L" in html and "RCS alpha=0.003" in html  # with its claim rows
     # the executed copy carries the ε slider's state, so a static view draws the slider
     state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
     views = outputs(nb, "application/vnd.jupyter.widget-view+json")

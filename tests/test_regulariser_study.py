@@ -149,3 +149,35 @@ def test_write_study_without_pairs_writes_nothing_and_says_so(tmp_path):
     assert study.write_study(tmp_path, log=lines.append) == []
     assert any("no regulariser table" in line for line in lines)
     assert not (tmp_path / "tables").exists()
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "expected"),
+    [
+        ({"oct_mean": "better", "accuracy_tmax": "not distinguishable"}, "supported"),
+        ({"topk_avg_timestep": "better"}, "supported"),
+        ({"oct_mean": "worse"}, "contradicted"),
+        ({"accuracy_tmax": "worse"}, "contradicted"),
+        ({"oct_mean": "better", "accuracy_tmax": "worse"}, "mixed"),
+        ({"topk_avg_timestep": "better", "oct_mean": "worse"}, "mixed"),
+        ({"accuracy_t1": "worse", "topk_accuracy": "better"}, "not distinguishable"),
+        ({}, "not distinguishable"),
+    ],
+)
+def test_the_claim_verdict_weighs_steps_against_accuracy(verdicts, expected):
+    assert study.claim_verdict(verdicts) == expected
+
+
+def test_ledger_rows_carry_the_verdict_and_the_differences_it_rests_on():
+    """α lowers OCT (and so Top-K steps) by 0.3..0.5 and costs accuracy: a mixed result,
+    shown with its paired differences in steps and points."""
+    shift = [0.3, 0.5, 0.4, 0.35, 0.45]
+    runs = [fake_run(0.0, s, acc=0.9, oct_mean=3.0) for s in range(5)]
+    runs += [fake_run(0.01, s, acc=0.9 - d / 10, oct_mean=3.0 - d) for s, d in enumerate(shift)]
+    (row,) = study.ledger_rows(runs, "prof")
+    assert row["dataset"] == "mnist5k" and row["scale"] == "prof" and row["paper"] == "yes"
+    assert "alpha=0.01" in row["claim"] and "5 paired seeds" in row["claim"]
+    assert row["measured"].startswith("mixed: Top-K steps -0.40 steps [")
+    assert "mean OCT -0.40 steps [" in row["measured"]
+    assert "acc at T_max -4.00 pt [" in row["measured"]
+    assert study.ledger_rows([fake_run(0.01, s) for s in range(3)], "prof") == []  # no α = 0
