@@ -149,8 +149,8 @@ def pretty(table: pd.DataFrame) -> pd.DataFrame:
 
 def ledger(table: pd.DataFrame, profile: str, claims: Sequence[dict] = ()) -> pd.DataFrame:
     """Each paper claim beside what this profile measured (``not run`` where not run); the rows
-    of ``claims`` (same columns: the convergence and regulariser claims of
-    :func:`snnlib.report.write_all`) go last."""
+    of ``claims`` (same columns; the convergence and RCS claims of
+    :func:`snnlib.report.ledger_claims`) go last."""
     rows = []
     base = table["dataset"].str.removesuffix(PARTIAL) if len(table) else None
     for dataset, claim, low, high in CLAIMS:
