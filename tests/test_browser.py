@@ -84,12 +84,18 @@ def code_cells(notebook: Path) -> int:
 
 
 def wait_for(driver, condition, timeout: float, what: str):
-    """Poll ``condition(driver)`` until it returns something truthy; fail naming ``what``."""
+    """Poll ``condition(driver)`` until it returns something truthy; fail naming ``what``.
+
+    An element that the page replaced while ``condition`` read it (a widget's output renders
+    again as its value moves) counts as not yet, like a missing one: the next poll finds anew.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.5).until(
-        condition, message=f"timed out after {timeout} s waiting for {what}"
+    wait = WebDriverWait(
+        driver, timeout, poll_frequency=0.5, ignored_exceptions=(StaleElementReferenceException,)
     )
+    return wait.until(condition, message=f"timed out after {timeout} s waiting for {what}")
 
 
 def open_notebook(driver, url: str) -> None:
@@ -139,31 +145,32 @@ def errors_in_page(driver) -> list[str]:
 
 def move_slider(driver) -> tuple[str, str, str]:
     """Drag the ε slider's handle to the right; returns the readout before and after and the
-    table beside the slider, once it has changed."""
+    table beside the slider, once it has changed and shows the readout's new ε (the output
+    may render more than once while the value moves)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
     table = wait_for(
         driver,
-        lambda d: d.find_element("css selector", ".widget-interact .widget-output table"),
+        lambda d: d.find_element("css selector", ".widget-interact .widget-output table").text,
         30,
         "the ε slider and its table to render",
-    ).text
+    )
     interact = driver.find_element("css selector", ".widget-interact")
     handle = interact.find_element("css selector", ".widget-slider .noUi-handle")
     readout = interact.find_element("css selector", ".widget-readout")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", interact)
     before = readout.text
     ActionChains(driver).drag_and_drop_by_offset(handle, 60, 0).perform()
-    wait_for(
-        driver,
-        lambda d: (
-            interact.find_elements("css selector", ".widget-output table")
-            and interact.find_element("css selector", ".widget-output table").text != table
-        ),
-        30,
-        "the table beside the ε slider to change",
+
+    def settled(d) -> tuple[str, str] | None:
+        now = interact.find_element("css selector", ".widget-output table").text
+        value = readout.text
+        return (value, now) if now != table and value != before and value in now else None
+
+    after, shown = wait_for(
+        driver, settled, 30, "the table beside the ε slider to change and show the readout's ε"
     )
-    return before, readout.text, interact.find_element("css selector", ".widget-output table").text
+    return before, after, shown
 
 
 def save_and_restart(driver, lab, notebook: Path) -> None:
