@@ -62,6 +62,7 @@ LEDGER_METRICS = (
     ("topk_avg_timestep", "Top-K steps", " steps", 1),
     ("oct_mean", "mean OCT", " steps", 1),
     ("accuracy_tmax", "acc at T_max", " pt", 100),
+    ("topk_accuracy", "Top-K acc", " pt", 100),
 )
 
 
@@ -224,11 +225,12 @@ def paired_table(
 def claim_verdict(verdicts: dict[str, str]) -> str:
     """The paper's RCS claim (answers settle earlier at no cost in accuracy) against one α's
     verdicts (metric name -> verdict): ``supported`` when fewer steps (OCT or Top-K) and no
-    loss of accuracy at T_max, ``contradicted`` when more steps or less accuracy and no gain,
-    ``mixed`` when both, else ``not distinguishable``."""
+    loss of accuracy (at T_max or with Top-K), ``contradicted`` when more steps or less
+    accuracy and no gain, ``mixed`` when both, else ``not distinguishable``."""
     steps = [verdicts.get(m, UNCLEAR) for m in ("oct_mean", "topk_avg_timestep")]
+    accuracy = [verdicts.get(m, UNCLEAR) for m in ("accuracy_tmax", "topk_accuracy")]
     gain = "better" in steps
-    cost = "worse" in steps or verdicts.get("accuracy_tmax") == "worse"
+    cost = "worse" in steps or "worse" in accuracy
     return {(True, False): "supported", (False, True): "contradicted", (True, True): "mixed"}.get(
         (gain, cost), UNCLEAR
     )

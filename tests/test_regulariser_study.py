@@ -158,9 +158,12 @@ def test_write_study_without_pairs_writes_nothing_and_says_so(tmp_path):
         ({"topk_avg_timestep": "better"}, "supported"),
         ({"oct_mean": "worse"}, "contradicted"),
         ({"accuracy_tmax": "worse"}, "contradicted"),
+        ({"topk_accuracy": "worse"}, "contradicted"),
+        ({"topk_avg_timestep": "better", "topk_accuracy": "worse"}, "mixed"),
         ({"oct_mean": "better", "accuracy_tmax": "worse"}, "mixed"),
         ({"topk_avg_timestep": "better", "oct_mean": "worse"}, "mixed"),
         ({"accuracy_t1": "worse", "topk_accuracy": "better"}, "not distinguishable"),
+        ({"oct_mean": "better", "topk_accuracy": "not distinguishable"}, "supported"),
         ({}, "not distinguishable"),
     ],
 )
@@ -180,4 +183,5 @@ def test_ledger_rows_carry_the_verdict_and_the_differences_it_rests_on():
     assert row["measured"].startswith("mixed: Top-K steps -0.40 steps [")
     assert "mean OCT -0.40 steps [" in row["measured"]
     assert "acc at T_max -4.00 pt [" in row["measured"]
+    assert "Top-K acc -4.00 pt [" in row["measured"]  # fake_run: Top-K acc = acc - 0.01
     assert study.ledger_rows([fake_run(0.01, s) for s in range(3)], "prof") == []  # no α = 0
