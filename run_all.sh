@@ -86,6 +86,7 @@ profile=quick
 threads=${OMP_NUM_THREADS:-2}
 grid_args=()
 figures_args=()
+calibration_args=()
 label=""
 calibration=0
 while [[ $# -gt 0 ]]; do
@@ -94,7 +95,8 @@ while [[ $# -gt 0 ]]; do
         lab) mode=lab ;;
         --profile) profile=${2:?--profile needs a name}; shift ;;
         --smoke) grid_args+=(--smoke); figures_args+=(--smoke); label=" (smoke)" ;;
-        --data-root) grid_args+=(--data-root "${2:?--data-root needs a folder}"); shift ;;
+        --data-root) grid_args+=(--data-root "${2:?--data-root needs a folder}")
+                     calibration_args+=(--data-root "$2"); shift ;;
         --only) grid_args+=(--only "${2:?--only needs a pattern}"); shift ;;
         --force) grid_args+=(--force) ;;
         --threads) threads=${2:?--threads needs a number}; shift ;;
@@ -140,7 +142,7 @@ case $mode in
         "$PY" -m snnlib figures "configs/$profile.yaml" "${figures_args[@]}" || status=$((status == 0 ? $? : status))
         if [[ $calibration -eq 1 ]]; then
             # the paper's Top-K calibration against the held-out one (evaluation of the trained runs)
-            "$PY" -m snnlib calibration "configs/$profile.yaml" "${figures_args[@]}" || status=$((status == 0 ? $? : status))
+            "$PY" -m snnlib calibration "configs/$profile.yaml" "${figures_args[@]}" "${calibration_args[@]}" || status=$((status == 0 ? $? : status))
         fi
         echo "[run_all] profile $profile$label finished in $(( $(date +%s) - start )) s (exit status $status)"
         exit $status

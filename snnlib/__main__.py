@@ -108,6 +108,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("profile", help="configs/<profile>.yaml, or a results/<profile> folder")
     p.add_argument("--smoke", action="store_true", help="of the profile's smoke runs (--smoke)")
+    p.add_argument("--data-root", help="folder holding the runs' datasets (the training split)")
     p.add_argument("overrides", nargs="*", help="key=value overrides (e.g. out_dir=...)")
     p = sub.add_parser(
         "demo", help="a few-minute QCFS run on the embedded digits", parents=[common]
@@ -168,13 +169,15 @@ def figures(target: str, overrides: list[str], smoke: bool = False) -> int:
     return 0
 
 
-def calibration(target: str, overrides: list[str], smoke: bool = False) -> int:
+def calibration(
+    target: str, overrides: list[str], smoke: bool = False, data_root: str | None = None
+) -> int:
     """``calibration``: the paper's calibration against the held-out one, on the trained
-    networks of a profile (evaluation only)."""
+    networks of a profile (evaluation only; ``data_root``: where their datasets are)."""
     from snnlib.calibration_study import write_study
 
     profile_dir, runs = _profile(target, overrides, smoke)
-    written = write_study(profile_dir, declared=runs, progress=True)
+    written = write_study(profile_dir, declared=runs, progress=True, data_root=data_root)
     print(f"wrote {len(written)} files under {profile_dir}")
     return 0
 
@@ -228,10 +231,10 @@ def _passed_on(args: argparse.Namespace) -> list[str]:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    if args.command in ("figures", "calibration"):
-        return {"figures": figures, "calibration": calibration}[args.command](
-            args.profile, args.overrides, args.smoke
-        )
+    if args.command == "figures":
+        return figures(args.profile, args.overrides, args.smoke)
+    if args.command == "calibration":
+        return calibration(args.profile, args.overrides, args.smoke, args.data_root)
     if args.command == "grid":
         return grid_command(args)
     if args.command == "run":

@@ -11,6 +11,7 @@ generator seeded with the run's seed, so the comparison is reproducible.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,10 +35,13 @@ def _apply(config, calib_outputs, calib_labels, test, labels) -> dict:
     return {"epsilon": eps, "topk_accuracy": accuracy, "topk_avg_timestep": avg}
 
 
-def compare(run_dir: Path | str) -> list[dict]:
+def compare(run_dir: Path | str, data_root: str | None = None) -> list[dict]:
     """One row per calibration of a finished run (with ``model.pt``): ε, Top-K test accuracy
-    and average timestep, next to the accuracy at ``T_max``."""
+    and average timestep, next to the accuracy at ``T_max``. ``data_root``: where the run's
+    training data is (default: the record's, else the default data folder)."""
     config, snn = load_snn(run_dir)
+    if data_root is not None:
+        config = dataclasses.replace(config, data_root=data_root)
     arrays = records.load_outputs(run_dir)
     test, labels = arrays["test_outputs"], arrays["test_labels"]
     outputs = {"split": (arrays["calib_outputs"], arrays["calib_labels"])}
@@ -56,7 +60,11 @@ def compare(run_dir: Path | str) -> list[dict]:
 
 
 def study_table(
-    profile_dir: Path | str, declared: Sequence | None = None, log=print, progress: bool = False
+    profile_dir: Path | str,
+    declared: Sequence | None = None,
+    log=print,
+    progress: bool = False,
+    data_root: str | None = None,
 ):
     """Mean and sd over seeds, per group and calibration, of every run with its weights among
     the runs ``declared`` (every finished run when ``None``; :func:`snnlib.figures.select_runs`)."""
@@ -68,7 +76,7 @@ def study_table(
         if not records.has_weights(run["run_dir"]):
             log(f"[calibration] {run['run_dir'].name}: no model.pt (rerun it to compare), skipped")
             continue
-        rows += compare(run["run_dir"])
+        rows += compare(run["run_dir"], data_root)
     if not rows:
         raise ValueError(f"no finished run with its weights under {Path(profile_dir) / 'runs'}")
     frame = pd.DataFrame(rows)
@@ -80,9 +88,14 @@ def study_table(
 
 
 def write_study(
-    profile_dir: Path | str, declared: Sequence | None = None, log=print, progress: bool = False
+    profile_dir: Path | str,
+    declared: Sequence | None = None,
+    log=print,
+    progress: bool = False,
+    data_root: str | None = None,
 ):
-    """``tables/calibration.{csv,md,tex}`` of a profile folder; returns the files written."""
+    """``tables/calibration.{csv,md,tex}`` of a profile folder; returns the files written.
+    ``data_root``: see :func:`compare`."""
     stem = Path(profile_dir) / "tables" / "calibration"
-    write_table(study_table(profile_dir, declared, log, progress).round(4), stem)
+    write_table(study_table(profile_dir, declared, log, progress, data_root).round(4), stem)
     return [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]

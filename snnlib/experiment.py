@@ -73,7 +73,7 @@ def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = F
         barrier(world)
         if _skip(run_dir, fingerprint, force, log):  # finished by the process we waited for
             return run_dir
-        write_json(stage / "config.json", config.to_dict())
+        write_json(stage / "config.json", records.record_config(config.to_dict()))
         model, history = train_network(config, splits, device, stage, log)
         snn, arrays = evaluate_network(config, model, splits, device, log)
         info = {"device": str(device), "started": started, "world_size": world, "data": fingerprint}

@@ -268,6 +268,15 @@ def cpu() -> dict[str, str | None]:
     return {"model": model, "capability": torch.backends.cpu.get_cpu_capability()}
 
 
+def record_config(config: dict) -> dict:
+    """``config.json``'s contents for a resolved config (``Config.to_dict()``): as given, except
+    an absolute ``data_root``, a folder of this machine, which is kept as ``None`` so that
+    records name no machine's folders (``data_root`` is not part of the run's identity, and
+    ``provenance.json``'s data fingerprint says what was read). A root-relative one stays."""
+    root = config.get("data_root")
+    return {**config, "data_root": None} if root and Path(root).is_absolute() else dict(config)
+
+
 def provenance(device: str, seed: int, started: float, finished: float, **extra) -> dict:
     """The provenance block of a run (``started``/``finished`` are ``time.time()`` values).
 

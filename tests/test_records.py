@@ -450,3 +450,16 @@ def test_grid_failure_summary_carries_the_notebook_error(tmp_path, monkeypatch):
     failures = grid.run_grid([config], log=lines.append)
     assert failures[0][1].startswith("DatasetNotFoundError: nmnist: dataset not found in '/x'")
     assert any("FAILED" in line and "dataset not found" in line for line in lines)
+
+
+def test_record_config_names_no_machine_folder():
+    """An absolute data_root (this machine's folder) is kept as None; a root-relative one and
+    every other value stay as they are."""
+    config = Config(data_root="/somewhere/on/this/machine").to_dict()
+    kept = records.record_config(config)
+    assert kept["data_root"] is None and config["data_root"] == "/somewhere/on/this/machine"
+    assert {k: v for k, v in kept.items() if k != "data_root"} == {
+        k: v for k, v in config.items() if k != "data_root"
+    }
+    assert records.record_config(Config(data_root="data").to_dict())["data_root"] == "data"
+    assert records.record_config(Config().to_dict())["data_root"] is None
