@@ -54,10 +54,15 @@ def check_run(run: dict) -> dict:
     }
 
 
+def converted(runs: list[dict]) -> list[dict]:
+    """The runs of a converting method (those this module checks)."""
+    return [r for r in runs if METHOD_TABLE[r["config"]["method"]].converts]
+
+
 def ledger_rows(runs: list[dict], profile: str) -> list[dict]:
     """The ledger's convergence claim (QCFS: the converted SNN approaches its ANN as T grows),
     one row per converted dataset: how many runs meet both criteria, and the worst gap and dip."""
-    runs = [r for r in runs if METHOD_TABLE[r["config"]["method"]].converts]
+    runs = converted(runs)
     if not runs:
         return []
     table = pd.DataFrame([check_run(r) for r in runs])
@@ -115,7 +120,7 @@ def write_convergence(
     (default: the profile folder); no converted run: nothing."""
     out_dir = Path(out_dir) if out_dir is not None else Path(profile_dir)
     runs, _ = select_runs(Path(profile_dir), declared)
-    runs = [r for r in runs if METHOD_TABLE[r["config"]["method"]].converts]
+    runs = converted(runs)
     if not runs:
         return []
     table = pd.DataFrame([check_run(r) for r in runs])
