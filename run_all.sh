@@ -22,7 +22,7 @@ Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [-
                      and one test batch, at its true architecture, input size, T and method,
                      into results/NAME-smoke/ (never results/NAME/); datasets missing under the
                      data root are replaced by synthetic stand-ins in their real file formats
-                     (snnlib/smoke.py). Checks the pipeline, not accuracy or speed
+                     (snnlib/pipeline/smoke.py). Checks the pipeline, not accuracy or speed
   --data-root DIR    folder holding the paper datasets (see snnlib/data)
   --only PATTERN     only runs whose run_id matches PATTERN (glob or substring)
   --force            rerun finished runs (default: skip them; unfinished runs resume, and
@@ -41,13 +41,13 @@ others; it is named at the end and the exit status is non-zero. The figures and 
 aggregate exactly the runs configs/<profile>.yaml declares (under its out_dir).
 
 Memory: exports MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ and MALLOC_TOP_PAD_ (unless
-already set) so that glibc keeps freed memory for reuse (see snnlib/allocator.py); the
+already set) so that glibc keeps freed memory for reuse (see snnlib/tools/allocator.py); the
 notebooks' kernel and `python -m snnlib` carry the same settings.
 
 Environment: uses the active virtual or conda environment when snnlib's dependencies are
 importable there; otherwise creates .venv with pip (Python >= 3.10, chosen by $PYTHON,
 default python3). Set-up is skipped on reruns unless pyproject.toml, postBuild or
-snnlib/lab.py changed.
+snnlib/tools/lab.py changed.
 USAGE
 }
 
@@ -68,7 +68,7 @@ setup() {
     local stamp=.venv/.snnlib-setup
     local want
     # what the set-up installs: the dependencies, the kernel and the lab default
-    want=$(cat pyproject.toml postBuild snnlib/lab.py | "$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+    want=$(cat pyproject.toml postBuild snnlib/tools/lab.py | "$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
     if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
         echo "[setup] .venv is up to date"
         return
@@ -116,8 +116,8 @@ if [[ ! -f configs/$profile.yaml ]]; then
 fi
 
 setup
-# glibc keeps freed memory for reuse (snnlib/allocator.py says why); a value already set wins
-eval "$("$PY" -m snnlib.allocator --shell)"
+# glibc keeps freed memory for reuse (snnlib/tools/allocator.py says why); a value already set wins
+eval "$("$PY" -m snnlib.tools.allocator --shell)"
 # torch reads the thread count from here (each notebook kernel inherits it): a sum split over
 # another number of threads rounds differently, so the count is pinned and recorded.
 export OMP_NUM_THREADS=$threads
@@ -130,8 +130,8 @@ case $mode in
         "$PY" -m pytest -q
         ;;
     lab)
-        # 127.0.0.1 only, kernels over Unix sockets (snnlib/lab.py says why)
-        exec "$PY" -m snnlib.lab notebooks/00_walkthrough.ipynb
+        # 127.0.0.1 only, kernels over Unix sockets (snnlib/tools/lab.py says why)
+        exec "$PY" -m snnlib.tools.lab notebooks/00_walkthrough.ipynb
         ;;
     run)
         start=$(date +%s)

@@ -41,12 +41,13 @@ import numpy as np
 import torch
 from common import environment, keep_freed_memory, time_round_robin, write_json
 
-from snnlib import cutoff, metrics, paths
+from snnlib import cutoff, metrics
 from snnlib.anytime import run_anytime, stream_anytime
 from snnlib.config import Config
 from snnlib.data.batching import batches_for
 from snnlib.data.layout import anytime_input
 from snnlib.experiment import load_snn, run
+from snnlib.tools import paths
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.9

@@ -16,7 +16,7 @@ measured. Without a CUDA device both say so and exit 0, writing nothing.
   ``SJ_LIF_CUDA_IMPLEMENTATION``: torch, triton, cuda) and snnTorch, where installed. Median of
   CUDA-event times; peak memory = ``max_memory_allocated`` above the inputs.
 * ``training``: for each kind of paper run (dataset, method, architecture, trained T, batch,
-  RCS on or off), ``snnlib.train.train_one_epoch`` (AMP, GradScaler, SGD as in a run) over
+  RCS on or off), ``snnlib.pipeline.train.train_one_epoch`` (AMP, GradScaler, SGD as in a run) over
   ``--batches`` stand-in batches of random tensors at the dataset's true shape, after one
   warm-up batch; samples per second. ``benchmarks/render_cost.py`` turns these into GPU hours.
 """
@@ -35,12 +35,13 @@ from pathlib import Path
 import torch
 from common import RESULTS, environment
 
-from snnlib import grid, paths
 from snnlib.catalog import dataset_info
 from snnlib.data.splits import CALIB_FRACTION
 from snnlib.methods import METHOD_TABLE
-from snnlib.network import build_network, forward_for, make_objective
-from snnlib.train import train_one_epoch
+from snnlib.pipeline import grid
+from snnlib.pipeline.network import build_network, forward_for, make_objective
+from snnlib.pipeline.train import train_one_epoch
+from snnlib.tools import paths
 
 PAPER = paths.CHECKOUT / "configs" / "paper.yaml"
 # Official training-set sizes; a run trains on them less the calibration split it carves
@@ -175,7 +176,7 @@ class StandIn:
 
 
 def samples_per_second(config, batches: int, device: torch.device) -> dict:
-    """Training throughput of ``config`` as ``snnlib.train`` runs it (AMP on CUDA)."""
+    """Training throughput of ``config`` as ``snnlib.pipeline.train`` runs it (AMP on CUDA)."""
     model = build_network(config).to(device)
     objective = make_objective(config, forward_for(config, trained=True))
     optimizer = torch.optim.SGD(

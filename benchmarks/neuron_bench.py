@@ -6,7 +6,7 @@ Writes ``results/bench/neurons.json``. Every neuron runs the same dynamics (LIF,
 threshold 1, hard reset to 0) on the same ``[T, N]`` input on CPU:
 
 * ``snnlib_reference``: :class:`snnlib.neurons.LIF` with ``backend="reference"`` (the loop);
-* ``snnlib_fast``: the same module with the fused kernel (:mod:`snnlib.fast_lif`);
+* ``snnlib_fast``: the same module with the fused kernel (:mod:`snnlib.neurons.fast_lif`);
 * ``spikingjelly_torch``: ``LIFNode(tau=2, decay_input=False, v_reset=0, step_mode="m")``, whose
   only CPU backend is its torch loop;
 * ``snntorch``: ``Leaky(beta=0.5, reset_mechanism="zero", reset_delay=False)``, looped over T
@@ -38,8 +38,7 @@ from pathlib import Path
 import torch
 from common import environment, keep_freed_memory, write_json
 
-from snnlib import fast_lif
-from snnlib.neurons import LIF
+from snnlib.neurons import LIF, fast_lif
 
 NEURONS = ("snnlib_reference", "snnlib_fast", "spikingjelly_torch", "snntorch")
 BASELINE = "spikingjelly_torch"

@@ -53,16 +53,15 @@ from spikingjelly.activation_based import functional, layer, neuron, surrogate
 from torch import nn
 from torch.autograd import profiler
 
-from snnlib import fast_lif
 from snnlib.catalog import dataset_info
 from snnlib.config import Config
 from snnlib.data.batching import batches_for
 from snnlib.data.layout import to_time_first
 from snnlib.layers import Folded
 from snnlib.losses import tet_loss
-from snnlib.network import build_network, make_objective, network_forward
-from snnlib.neurons import LIF
-from snnlib.train import seed_everything
+from snnlib.neurons import LIF, fast_lif
+from snnlib.pipeline.network import build_network, make_objective, network_forward
+from snnlib.pipeline.train import seed_everything
 
 QUICK_TET = dict(dataset="mnist5k-dvs", method="tet", arch="dvs-cnn", T=8)  # configs/quick.yaml
 RCS_ALPHA = 0.003
@@ -286,7 +285,7 @@ def profile_step(model: nn.Module, step: Callable[[], None]) -> dict:
 
 
 def lif_backend(model: nn.Module) -> dict:
-    """Which multi-step LIF implementation our side ran (see ``snnlib.fast_lif``)."""
+    """Which multi-step LIF implementation our side ran (see ``snnlib.neurons.fast_lif``)."""
     backends = sorted({m.backend for m in model.modules() if isinstance(m, LIF)})
     cpp = fast_lif.cpp_available() and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"
     return {"module_backends": backends, "cpp_kernel": cpp and set(backends) <= {"auto", "cpp"}}

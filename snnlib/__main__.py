@@ -21,11 +21,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from snnlib import paths
 from snnlib.config import Config, ConfigError, parse_overrides
 from snnlib.data.errors import DatasetNotFoundError
 from snnlib.data.validate import IncompleteDatasetError
-from snnlib.yamlfile import YAMLFileError, load_yaml
+from snnlib.tools import paths
+from snnlib.tools.yamlfile import YAMLFileError, load_yaml
 
 USAGE_ERRORS = (ConfigError, YAMLFileError, DatasetNotFoundError, IncompleteDatasetError)
 
@@ -41,7 +41,7 @@ def load_config(path: str | None, overrides: list[str]) -> Config:
 
 
 def show(run_dir: Path) -> None:
-    from snnlib.records import load_run
+    from snnlib.pipeline.records import load_run
 
     record = load_run(run_dir)
     print(record["per_timestep"].to_string(index=False))
@@ -133,7 +133,7 @@ def _profile(target: str, overrides: list[str], smoke: bool) -> tuple[Path, list
     """``(profile folder, declared configs or None)`` of a profile YAML or a results folder
     (with the declaration of ``configs/<folder name>.yaml`` when the repository has one;
     ``results/<profile>-smoke`` is the smoke runs of ``configs/<profile>.yaml``)."""
-    from snnlib.smoke import SUFFIX
+    from snnlib.pipeline.smoke import SUFFIX
 
     path = Path(target)
     values = parse_overrides(overrides)
@@ -161,7 +161,7 @@ def figures(target: str, overrides: list[str], smoke: bool = False) -> int:
     """``figures``: every figure and table of the runs a profile declares (or of every
     finished run of a folder), the convergence of converted runs, and the regulariser study
     where runs pair up across α."""
-    from snnlib.report import write_all
+    from snnlib.study.report import write_all
 
     profile_dir, runs = _profile(target, overrides, smoke)
     written = write_all(profile_dir, declared=runs)
@@ -174,7 +174,7 @@ def calibration(
 ) -> int:
     """``calibration``: the paper's calibration against the held-out one, on the trained
     networks of a profile (evaluation only; ``data_root``: where their datasets are)."""
-    from snnlib.calibration_study import write_study
+    from snnlib.study.calibration import write_study
 
     profile_dir, runs = _profile(target, overrides, smoke)
     written = write_study(profile_dir, declared=runs, progress=True, data_root=data_root)
@@ -184,10 +184,10 @@ def calibration(
 
 def declared(profile: str, overrides: dict, smoke: bool) -> list:
     """The configs a profile file declares with ``overrides``; their smoke runs if ``smoke``."""
-    from snnlib.grid import expand
+    from snnlib.pipeline.grid import expand
 
     if smoke:
-        from snnlib.smoke import check_overrides, smoke_config
+        from snnlib.pipeline.smoke import check_overrides, smoke_config
 
         check_overrides(overrides)
         return [smoke_config(c) for c in expand(Path(profile), overrides)]
@@ -196,7 +196,7 @@ def declared(profile: str, overrides: dict, smoke: bool) -> list:
 
 def grid_command(args: argparse.Namespace) -> int:
     """``grid``: run the selected runs of a profile, or print a command for each."""
-    from snnlib import grid
+    from snnlib.pipeline import grid
 
     overrides = parse_overrides(args.overrides)
     if args.gpus_per_run > 1 and not args.print_commands:
@@ -214,7 +214,7 @@ def grid_command(args: argparse.Namespace) -> int:
         print(f"# {len(configs)} commands, one a run; once they are done: {then}", file=sys.stderr)
         return 0
     if args.smoke:
-        from snnlib.smoke import with_data
+        from snnlib.pipeline.smoke import with_data
 
         configs = with_data(configs)
     failures = grid.run_grid(configs, None, args.force, not args.no_notebook)
@@ -242,7 +242,7 @@ def dispatch(args: argparse.Namespace) -> int:
     else:
         config = load_config(None, ["profile=demo", "epochs=2", *args.overrides])
     from snnlib.experiment import run  # heavy imports only once the arguments are fine
-    from snnlib.train import distributed
+    from snnlib.pipeline.train import distributed
 
     run_dir = run(config, force=getattr(args, "force", False), wait=getattr(args, "wait", False))
     if distributed()[0] == 0:  # under torchrun the other ranks have no record to show
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if args.debug:
             raise
-        from snnlib.records import RunLocked
+        from snnlib.pipeline.records import RunLocked
 
         first = str(err).strip() or type(err).__name__
         if isinstance(err, USAGE_ERRORS):
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from snnlib.allocator import restart_with_settings
+    from snnlib.tools.allocator import restart_with_settings
 
     restart_with_settings("snnlib", sys.argv[1:])  # once, before torch allocates anything
     sys.exit(main())

@@ -87,7 +87,7 @@ class Config:
     out_dir: str = "results"
     progress: bool = True
     partial: bool = False  # accept a copy of the dataset with missing classes or files
-    smoke: bool = False  # a smoke run (snnlib.smoke): a pipeline check, never a result
+    smoke: bool = False  # a smoke run (snnlib.pipeline.smoke): a pipeline check, never a result
 
     def __post_init__(self) -> None:
         for f in fields(self):  # stored as from_dict stores them, so the digest is the same

@@ -2,9 +2,9 @@
 
 ``run(config) -> run_dir`` is the single entry point; ``python -m snnlib run`` and the
 ``10_train`` notebook call it. A finished run (``DONE`` and ``model.pt`` present, computed
-from the same data: :func:`snnlib.records.is_current`) is skipped unless ``force=True``.
+from the same data: :func:`snnlib.pipeline.records.is_current`) is skipped unless ``force=True``.
 Config, data and device are checked before anything is written; then the run holds its lock
-(:func:`snnlib.records.open_run`) and writes its new record, checkpoint included, into the
+(:func:`snnlib.pipeline.records.open_run`) and writes its new record, checkpoint included, into the
 staging folder, which replaces the old record only once it is ``DONE``: a failure leaves the
 old record as it was, and a rerun resumes from the staged checkpoint. A record without its
 weights (as committed under ``results/``) is recomputed the same way.
@@ -22,16 +22,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from snnlib import records
 from snnlib.config import Config
 from snnlib.data.batching import Splits, batches_for, load_splits
 from snnlib.data.fingerprint import data_fingerprint
-from snnlib.evaluate import collect_outputs, summarise, with_spike_dropout
 from snnlib.methods import METHOD_TABLE
-from snnlib.network import build_network, forward_for, make_objective, to_snn
-from snnlib.qcfs import clip_from_data, without_clip_decay
-from snnlib.records import HISTORY_COLUMNS, write_csv, write_json, write_npz
-from snnlib.train import (
+from snnlib.pipeline import records
+from snnlib.pipeline.evaluate import collect_outputs, summarise, with_spike_dropout
+from snnlib.pipeline.network import build_network, forward_for, make_objective, to_snn
+from snnlib.pipeline.records import HISTORY_COLUMNS, write_csv, write_json, write_npz
+from snnlib.pipeline.train import (
     CheckpointError,
     barrier,
     distributed,
@@ -41,6 +40,7 @@ from snnlib.train import (
     seed_everything,
     select_device,
 )
+from snnlib.qcfs import clip_from_data, without_clip_decay
 
 
 def _quiet(*_) -> None:
@@ -51,7 +51,7 @@ def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = F
     """Run one experiment and return its run folder (skipped when already finished).
 
     ``wait=True`` waits for another process that holds the run's lock instead of raising
-    :class:`snnlib.records.RunLocked`.
+    :class:`snnlib.pipeline.records.RunLocked`.
     """
     config = config if isinstance(config, Config) else Config.from_dict(config)
     run_dir = config.run_dir
@@ -170,7 +170,8 @@ def write_record(
     """Write the run record into ``folder``, ``model.pt`` and ``DONE`` last; return the summary.
 
     ``info`` holds the provenance's ``device``, ``started`` (a ``time.time()``),
-    ``world_size`` and ``data`` (the data fingerprint, read by :func:`snnlib.records.is_current`).
+    ``world_size`` and ``data`` (the data fingerprint, read by
+    :func:`snnlib.pipeline.records.is_current`).
     """
     write_npz(folder / "outputs.npz", **arrays)
     per_timestep, cutoff_table, summary = summarise(
@@ -201,7 +202,7 @@ def load_snn(run_dir: Path | str) -> tuple[Config, nn.Module]:
 
     The SNN is what the run evaluated (for ``qcfs`` the converted IF network). The checkpoint
     loads with ``weights_only=True`` and must belong to the run's ``config.json``
-    (:class:`~snnlib.train.CheckpointError` otherwise).
+    (:class:`~snnlib.pipeline.train.CheckpointError` otherwise).
     """
     run_dir = Path(run_dir)
     if not records.has_weights(run_dir):

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from snnlib import checks
 from snnlib.neurons import Collector
-from snnlib.state import RunState, SpikingModule, call
+from snnlib.neurons.state import RunState, SpikingModule, call
 
 
 def fold(x: Tensor) -> Tensor:
@@ -39,7 +39,7 @@ class Folded(nn.Module):
 
 class Sequential(nn.Sequential, SpikingModule):
     """``nn.Sequential`` as a spiking module: passes ``state`` and ``collector`` to its
-    spiking children (:func:`snnlib.state.call`)."""
+    spiking children (:func:`snnlib.neurons.state.call`)."""
 
     def forward(
         self, x: Tensor, state: RunState | None = None, collector: Collector | None = None
@@ -70,7 +70,7 @@ class TEBN(SpikingModule):
 
         y_t = p_t · BN(x)_t
 
-    Unlike the official code, it also streams: with a :class:`~snnlib.state.RunState` the
+    Unlike the official code, it also streams: with a :class:`~snnlib.neurons.state.RunState` the
     layer counts the steps each sample has seen (:class:`TEBNState`) and applies that
     sample's ``p_t``, so single-step == multi-step, also for samples at different steps.
     """

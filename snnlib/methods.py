@@ -9,7 +9,7 @@
   or TET loss (``tebn``: TET loss with TEBN normalisation), plus ``alpha · RCS``.
 
 The table imports no torch, so a config validates its ``method`` against it cheaply; the code
-that acts on it is in :mod:`snnlib.network` (networks, objectives) and
+that acts on it is in :mod:`snnlib.pipeline.network` (networks, objectives) and
 :mod:`snnlib.data.layout` (the network input).
 """
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from snnlib.lab import server_args
+from snnlib.tools.lab import server_args
 
 SETTINGS = {
     # every cell stays in the page, so that prompts and outputs off screen can be read

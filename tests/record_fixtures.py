@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from snnlib.config import Config
-from snnlib.evaluate import summarise
-from snnlib.records import HISTORY_COLUMNS, mark_done, write_csv, write_json, write_npz
+from snnlib.pipeline.evaluate import summarise
+from snnlib.pipeline.records import HISTORY_COLUMNS, mark_done, write_csv, write_json, write_npz
 
 
 def fabricate(

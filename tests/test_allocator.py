@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from snnlib import allocator
+from snnlib.tools import allocator
 
 
 def test_missing_leaves_values_already_set():
@@ -46,7 +46,7 @@ def test_shell_and_kernel_forms(monkeypatch):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MALLOC_TOP_PAD_", "7")
     shell = subprocess.run(
-        [sys.executable, "-m", "snnlib.allocator", "--shell"],
+        [sys.executable, "-m", "snnlib.tools.allocator", "--shell"],
         capture_output=True,
         text=True,
         check=True,
@@ -54,7 +54,7 @@ def test_shell_and_kernel_forms(monkeypatch):
     assert "export MALLOC_MMAP_THRESHOLD_=2147483647" in shell
     assert not any("MALLOC_TOP_PAD_" in line for line in shell)  # the user's value wins
     kernel = subprocess.run(
-        [sys.executable, "-m", "snnlib.allocator", "--kernel-args"],
+        [sys.executable, "-m", "snnlib.tools.allocator", "--kernel-args"],
         capture_output=True,
         text=True,
         check=True,

@@ -6,13 +6,13 @@ import torch
 from torch import nn
 
 from snnlib import cutoff, metrics
-from snnlib.adapters import (
+from snnlib.anytime import cumulative_outputs, run_anytime, stream_anytime
+from snnlib.anytime.adapters import (
     FunctionalAdapter,
     SnnlibAdapter,
     SnnTorchAdapter,
     SpikingJellyAdapter,
 )
-from snnlib.anytime import cumulative_outputs, run_anytime, stream_anytime
 from snnlib.convert import convert
 from snnlib.layers import TEBN, Folded, Sequential
 from snnlib.neurons import LIF, RunState
@@ -103,7 +103,7 @@ def make_case(make, kind):
     x, x_seq = inputs(kind, seed=2)
     _balance(net, x_seq)
     with torch.no_grad():
-        cum = net(x_seq).float().cumsum(0)  # the offline evaluation (snnlib.evaluate)
+        cum = net(x_seq).float().cumsum(0)  # the offline evaluation (snnlib.pipeline.evaluate)
         calib = net(inputs(kind, seed=3)[1]).float().cumsum(0)
     return net, x, kind == "sequence", cum, make_rules(cum, calib)
 

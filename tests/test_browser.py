@@ -220,5 +220,5 @@ def test_walkthrough_runs_in_jupyterlab_and_its_slider_updates_the_table(browser
         assert not browser.find_elements("xpath", "//*[contains(text(), 'interactive(children=')]")
     print(f"screenshot: {screenshot} (ε {before} -> {after}, {time.monotonic() - start:.0f} s)")
     assert len(list((work / "runs").rglob("DONE"))) == 4  # QCFS, TET, each +- RCS
-    # kernels over Unix sockets: no warning about unencrypted TCP (snnlib/lab.py)
+    # kernels over Unix sockets: no warning about unencrypted TCP (snnlib/tools/lab.py)
     assert "without encryption" not in lab.log.read_text(errors="replace")

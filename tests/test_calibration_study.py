@@ -6,8 +6,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from snnlib import calibration_study, experiment
+from snnlib import experiment
 from snnlib.config import Config
+from snnlib.study import calibration as calibration_study
 
 pytestmark = pytest.mark.slow  # the module's fixture trains a run
 

@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 from record_fixtures import fabricate
 
-from snnlib import convergence, experiment
+from snnlib import experiment
 from snnlib.config import Config
-from snnlib.records import load_outputs
-from snnlib.report import write_all
+from snnlib.pipeline.records import load_outputs
+from snnlib.study import convergence
+from snnlib.study.report import write_all
 
 
 def _run(acc, ann, L):

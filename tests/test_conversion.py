@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from snnlib.collector import Collector
 from snnlib.convert import convert
 from snnlib.layers import Folded, Sequential
 from snnlib.neurons import LIF, RunState
+from snnlib.neurons.collector import Collector
 from snnlib.qcfs import QCFS, clip_from_data, qcfs, without_clip_decay
 
 

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from snnlib.data.batching import TensorBatches
-from snnlib.records import finished_runs, load_run
+from snnlib.pipeline.records import finished_runs, load_run
 
 
 def test_ranks_get_the_same_number_of_batches():

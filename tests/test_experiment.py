@@ -13,13 +13,14 @@ import pytest
 import torch
 
 from snnlib import config as config_module
-from snnlib import experiment, records, train
+from snnlib import experiment
 from snnlib.config import Config, ConfigError
 from snnlib.data.batching import TensorBatches, batches_for
 from snnlib.data.errors import DatasetNotFoundError
-from snnlib.evaluate import collect_outputs, summarise
-from snnlib.network import network_forward
-from snnlib.records import (
+from snnlib.pipeline import records, train
+from snnlib.pipeline.evaluate import collect_outputs, summarise
+from snnlib.pipeline.network import network_forward
+from snnlib.pipeline.records import (
     RECORD_FILES,
     RunLocked,
     git_state,
@@ -30,7 +31,7 @@ from snnlib.records import (
     staging_dir,
     write_json,
 )
-from snnlib.train import CheckpointError, load_checkpoint, save_checkpoint
+from snnlib.pipeline.train import CheckpointError, load_checkpoint, save_checkpoint
 
 TINY = {
     "epochs": 1,

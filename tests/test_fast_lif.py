@@ -1,4 +1,5 @@
-"""Fast LIF (snnlib.fast_lif) against the reference loop, bit for bit, forward and backward."""
+"""Fast LIF (snnlib.neurons.fast_lif) against the reference loop, bit for bit, forward and
+backward."""
 
 import os
 import shutil
@@ -7,9 +8,9 @@ import subprocess
 import pytest
 import torch
 
-import snnlib.fast_lif as fast_lif
-from snnlib.fast_lif import lif_multistep_fast
+import snnlib.neurons.fast_lif as fast_lif
 from snnlib.neurons import LIF, Collector, LIFParams, RunState, lif_multistep
+from snnlib.neurons.fast_lif import lif_multistep_fast
 
 HAVE_CXX = bool(os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++"))
 NAMES = ["cpp", "torch"] if HAVE_CXX else ["torch"]

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 from record_fixtures import fabricate
 
-from snnlib import figures, grid, paths
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
-from snnlib.records import mark_done, write_json
+from snnlib.pipeline import grid
+from snnlib.pipeline.records import mark_done, write_json
+from snnlib.study import figures
+from snnlib.tools import paths
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +163,7 @@ def test_undeclared_papermill_parameters_are_refused(tmp_path):
 
 
 def test_confidence_map_draws_each_split_with_the_thresholds(profile_dir):
-    from snnlib.records import finished_runs, load_outputs, load_run
+    from snnlib.pipeline.records import finished_runs, load_outputs, load_run
 
     run_dir = finished_runs(profile_dir)[0]
     arrays = load_outputs(run_dir)

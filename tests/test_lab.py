@@ -1,4 +1,5 @@
-"""The lab settings of the set-up (snnlib/lab.py) and the step that installs them (postBuild)."""
+"""The lab settings of the set-up (snnlib/tools/lab.py) and the step that installs them
+(postBuild)."""
 
 import json
 import os
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from snnlib import allocator, lab
+from snnlib.tools import allocator, lab
 
 REPO = Path(__file__).resolve().parents[1]
 

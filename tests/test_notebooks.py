@@ -5,7 +5,7 @@ Path parameters are given relative to the repository root (``../../tmp/...``), s
 that resolved them against its working folder instead would miss its inputs or write
 elsewhere when run from ``notebooks/``. The figures notebook and the walkthrough's
 "committed results" section read a fabricated results folder (records made from random
-outputs through :func:`snnlib.evaluate.summarise`), so nothing here depends on ``results/``
+outputs through :func:`snnlib.pipeline.evaluate.summarise`), so nothing here depends on ``results/``
 being present, and nothing is written into the checkout.
 """
 
@@ -35,9 +35,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from record_fixtures import fabricate
 
-from snnlib import badges, grid, paths
 from snnlib.config import Config
-from snnlib.records import finished_runs, is_done, load_run
+from snnlib.pipeline import grid
+from snnlib.pipeline.records import finished_runs, is_done, load_run
+from snnlib.tools import badges, paths
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -343,7 +344,7 @@ def test_no_repository_no_link_but_how_to_set_it(tmp_path):
     root = git_repo(tmp_path, setting='repository = ""')
     assert badges.repository(root) is None
     for text in (badges.badge_markdown(None, "10_train"), badges.readme_block(None)):
-        assert "https://" not in text and "python -m snnlib.badges" in text
+        assert "https://" not in text and "python -m snnlib.tools.badges" in text
         assert "[tool.snnlib]" in text
     assert "github.com" not in badges.colab_install_source(None)
 

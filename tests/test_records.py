@@ -20,9 +20,7 @@ import pytest
 from data_fixtures import DAMAGE, damage
 from record_fixtures import fabricate
 
-from snnlib import figures, grid, records
 from snnlib.__main__ import load_config, main
-from snnlib.atomic import atomic_write
 from snnlib.config import Config
 from snnlib.data import get_dataset
 from snnlib.data.errors import CorruptSampleError
@@ -30,8 +28,11 @@ from snnlib.data.events import content_identity
 from snnlib.data.fingerprint import data_fingerprint
 from snnlib.data.standins import write_nmnist
 from snnlib.data.validate import IncompleteDatasetError, check_complete
-from snnlib.records import RunLocked, mark_done, open_run, staging_dir
-from snnlib.yamlfile import YAMLFileError
+from snnlib.pipeline import grid, records
+from snnlib.pipeline.records import RunLocked, mark_done, open_run, staging_dir
+from snnlib.study import figures
+from snnlib.tools.atomic import atomic_write
+from snnlib.tools.yamlfile import YAMLFileError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,7 @@ def _holder(run_dir: Path, seconds: float = 60) -> subprocess.Popen:
     """A child process that holds ``run_dir``'s lock for ``seconds`` (started when it says so)."""
     code = textwrap.dedent(f"""
         import sys, time
-        from snnlib.records import open_run
+        from snnlib.pipeline.records import open_run
         with open_run({str(run_dir)!r}):
             print("held", flush=True)
             time.sleep({seconds})

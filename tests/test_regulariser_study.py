@@ -1,4 +1,4 @@
-"""The regulariser study (snnlib.regulariser_study): pairing by seed, what is left out and
+"""The regulariser study (snnlib.study.regulariser): pairing by seed, what is left out and
 said, verdicts, and the files written from (fabricated) run records."""
 
 import random
@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from record_fixtures import fabricate
 
-from snnlib import regulariser_study as study
 from snnlib.config import Config
-from snnlib.records import HISTORY_COLUMNS
+from snnlib.pipeline.records import HISTORY_COLUMNS
+from snnlib.study import regulariser as study
 
 T = 4
 
 
 def fake_run(alpha, seed, *, acc=0.9, oct_mean=2.0, history=None, **config) -> dict:
-    """A run as :func:`snnlib.records.load_run` returns it, with the numbers given."""
+    """A run as :func:`snnlib.pipeline.records.load_run` returns it, with the numbers given."""
     c = Config.from_dict({"alpha": alpha, "seed": seed, "T": T, **config})
     if history is None:
         history = pd.DataFrame([[1, 1.0, 2.0, 0.5, 0.5, 0.1, 1.0]], columns=list(HISTORY_COLUMNS))

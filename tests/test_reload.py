@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from snnlib import experiment, train
+from snnlib import experiment
 from snnlib.config import Config
 from snnlib.data.batching import batches_for
-from snnlib.evaluate import collect_outputs
 from snnlib.layers import TEBN
-from snnlib.network import forward_for
 from snnlib.neurons import LIF
+from snnlib.pipeline import train
+from snnlib.pipeline.evaluate import collect_outputs
+from snnlib.pipeline.network import forward_for
+from snnlib.pipeline.records import load_outputs
 from snnlib.qcfs import QCFS
-from snnlib.records import load_outputs
 
 TINY = {
     "epochs": 1,

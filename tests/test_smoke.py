@@ -17,13 +17,15 @@ import numpy as np
 import pytest
 from record_fixtures import fabricate
 
-from snnlib import data, figures, grid, smoke
+from snnlib import data
 from snnlib.__main__ import main
 from snnlib.catalog import dataset_info
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
 from snnlib.data.standins import MARKER, STANDINS, write_cifar, write_standins
-from snnlib.records import finished_runs, load_run
+from snnlib.pipeline import grid, smoke
+from snnlib.pipeline.records import finished_runs, load_run
+from snnlib.study import figures
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER, QUICK = REPO / "configs" / "paper.yaml", REPO / "configs" / "quick.yaml"

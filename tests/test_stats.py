@@ -1,4 +1,4 @@
-"""The paired bootstrap (snnlib.stats) against an exactly enumerable example, and its
+"""The paired bootstrap (snnlib.study.stats) against an exactly enumerable example, and its
 properties."""
 
 import itertools
@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from snnlib.stats import Difference, paired_difference
+from snnlib.study.stats import Difference, paired_difference
 
 
 def test_interval_of_three_pairs_matches_the_enumerated_bootstrap():

@@ -1,8 +1,8 @@
-"""The Triton LIF kernels (snnlib.triton_lif) against the reference loop.
+"""The Triton LIF kernels (snnlib.neurons.triton_lif) against the reference loop.
 
 With CUDA the cases run on the GPU. Without it they run on CPU tensors under Triton's
 interpreter, which must be on before the kernels are defined (at the first import of
-``snnlib.triton_lif``): :func:`test_cases_under_the_interpreter` reruns this file in a fresh
+``snnlib.neurons.triton_lif``): :func:`test_cases_under_the_interpreter` reruns this file in a fresh
 process with ``TRITON_INTERPRET=1``, and the cases skip in the process that started it. Under
 the interpreter the kernels do IEEE float32 arithmetic on numpy, so every comparison there is
 bit for bit; on a GPU forward values are compared bit for bit and gradients to a few ulps
@@ -20,8 +20,8 @@ import pytest
 import torch
 from test_fast_lif import inputs, threshold
 
-from snnlib.fast_lif import lif_multistep_fast
 from snnlib.neurons import LIF, LIFParams, RunState, lif_multistep
+from snnlib.neurons.fast_lif import lif_multistep_fast
 
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
 ON_GPU = torch.cuda.is_available()
@@ -243,7 +243,7 @@ def test_threshold_gradients_run_the_reference():
 def test_unsupported_inputs_and_a_missing_triton(monkeypatch):
     # float64 or (without the interpreter) a CPU tensor: 'triton' refuses and names why;
     # 'auto' never sends CPU tensors to Triton; without Triton 'triton' says so.
-    from snnlib import triton_lif
+    from snnlib.neurons import triton_lif
 
     x, p = inputs(12, grid=False), LIFParams()
     with pytest.raises(ValueError, match="float64"):

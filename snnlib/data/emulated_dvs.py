@@ -41,10 +41,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snnlib.atomic import atomic_write
 from snnlib.data import framing
 from snnlib.data.embedded import ArraySamples, load_mnist5k
 from snnlib.data.framing import EVENT_DTYPE, Window, to_frames
+from snnlib.tools.atomic import atomic_write
 
 SENSOR_SIZE = (34, 34, 2)  # (W, H, P), as N-MNIST
 _PATH = np.array([(0.0, 0.0), (3.0, 6.0), (6.0, 0.0), (0.0, 0.0)])  # image offsets (x, y)

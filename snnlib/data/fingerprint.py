@@ -10,7 +10,7 @@ recorded event data it also checks that the copy is complete
 synthetic stand-ins (:mod:`snnlib.data.standins`).
 
 The fingerprint goes into ``provenance.json`` (key ``data``), never into ``config.json`` or
-the run id, and :func:`snnlib.records.is_current` compares it.
+the run id, and :func:`snnlib.pipeline.records.is_current` compares it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ The contents are random pixels and random events; only the formats are the publi
 N-Caltech101 40-bit ``.bin`` files, DVS128 Gesture's ``.npy`` release, CIFAR10-DVS as AEDAT4),
 so the real loaders, framing, caching and splits of :mod:`snnlib.data` run on them. Nothing
 trained or measured on a stand-in means anything: they exist for smoke runs
-(:mod:`snnlib.smoke`) and for the tests.
+(:mod:`snnlib.pipeline.smoke`) and for the tests.
 
 :func:`write_standins` fills a folder with every dataset of the paper at a few samples per class
 (each class present, each split non-empty) and marks the folder with :data:`MARKER`, which the

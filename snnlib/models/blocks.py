@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from snnlib import checks
 from snnlib.layers import TEBN, Folded
 from snnlib.neurons import LIF, Collector, LIFParams, RunState
+from snnlib.neurons.state import call
 from snnlib.qcfs import QCFS
-from snnlib.state import call
 
 NEURONS = ("relu", "qcfs", "lif")
 NORMS = ("bn", "tebn")

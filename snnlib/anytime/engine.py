@@ -1,6 +1,6 @@
 """Anytime inference: stop each sample as soon as a stopping rule fires, and save the work.
 
-The offline evaluation (:mod:`snnlib.evaluate`, :func:`snnlib.cutoff.exit_steps`) runs all
+The offline evaluation (:mod:`snnlib.pipeline.evaluate`, :func:`snnlib.cutoff.exit_steps`) runs all
 ``T_max`` steps for every sample and picks the exit afterwards, so no time is saved. The
 engine here runs a batch one timestep at a time, accumulates ``Y(t) = Σ_{τ≤t} o_τ``, asks
 ``rule.stop(Y(t), t)`` after every step (docs/method.md §1.7.2), and removes the samples that
@@ -13,7 +13,7 @@ stored cumulative outputs, evaluated online; the results are identical as long a
 outputs do not depend on which other samples share its batch (eval mode; checked by the
 adapters, verified bit for bit by ``tests/test_anytime.py``). ``Y`` is accumulated from the
 float32 outputs in the dtype that ``torch.cumsum`` uses on the device (float64 on CPU), as
-:func:`snnlib.evaluate.collect_outputs` stores it, so the rules see the same bits.
+:func:`snnlib.pipeline.evaluate.collect_outputs` stores it, so the rules see the same bits.
 
 Chunked mode (``chunk=k``) runs ``k`` steps per call ``[k, n_live, ...]`` (time folded into the
 batch of the stateless layers, for throughput) and removes samples at chunk ends only. A
@@ -26,11 +26,12 @@ exited sample's place goes to the next waiting sample, restarted in place from a
 (continuous batching: every layer state's ``restart``), so samples at different steps share
 each call; each still runs exactly its own steps.
 
-The network is anything :class:`~snnlib.adapters.Steppable` (see :mod:`snnlib.adapters`);
-an snnlib model is wrapped in :class:`~snnlib.adapters.SnnlibAdapter` automatically.
+The network is anything :class:`~snnlib.anytime.adapters.Steppable` (see
+:mod:`snnlib.anytime.adapters`);
+an snnlib model is wrapped in :class:`~snnlib.anytime.adapters.SnnlibAdapter` automatically.
 Exactness needs a network whose numbers for a sample do not depend on the batch around it.
 On a CPU that fails for a batch of one (matrix-vector kernels round differently), so
-:class:`~snnlib.adapters.SnnlibAdapter` runs a lone sample as two copies; the other
+:class:`~snnlib.anytime.adapters.SnnlibAdapter` runs a lone sample as two copies; the other
 adapters do not, and a last straggler's exit may then differ in rare near-tie cases.
 
 Speed (``benchmarks/anytime_bench.py``; measured numbers in the README): on a CPU a step of
@@ -51,8 +52,8 @@ import torch
 from torch import Tensor
 
 from snnlib import checks
-from snnlib.adapters import as_steppable
-from snnlib.anytime_inputs import Inputs, call_steps
+from snnlib.anytime.adapters import as_steppable
+from snnlib.anytime.inputs import Inputs, call_steps
 from snnlib.cutoff import StoppingRule, checked_stop
 
 __all__ = ["AnytimeResult", "cumulative_outputs", "run_anytime", "stream_anytime"]
@@ -188,7 +189,7 @@ def run_anytime(
 ) -> AnytimeResult:
     """Run ``model`` on a batch until every sample has exited under ``rule``.
 
-    ``model``: a :class:`~snnlib.adapters.Steppable` or an snnlib model (in eval mode).
+    ``model``: a :class:`~snnlib.anytime.adapters.Steppable` or an snnlib model (in eval mode).
     ``x``: a static input ``[N, ...]`` repeated at every step (needs ``t_max``), a time-first
     sequence ``[T, N, ...]`` with ``sequence=True`` (``t_max`` defaults to ``T``), or a
     function ``x(t, live) -> [n_live, ...]`` giving step ``t``'s input for the live samples
@@ -288,7 +289,8 @@ def stream_anytime(
     """Anytime inference over many samples with at most ``batch`` of them live at once.
 
     Continuous batching: when samples exit, the next waiting samples take their places in
-    the batch, restarted from a fresh state (:meth:`~snnlib.adapters.SnnlibAdapter.restart`),
+    the batch, restarted from a fresh state
+    (:meth:`~snnlib.anytime.adapters.SnnlibAdapter.restart`),
     so samples at different steps share each call and every call but the last few runs a
     full batch. Each sample still runs exactly its own steps ``1 .. τ(n)``, so predictions
     and exits equal :func:`run_anytime`'s and the offline ones.
@@ -356,4 +358,4 @@ def cumulative_outputs(
         o = call_steps(adapter, inputs, t0, k, live, True)
         _check_outputs(o, k, inputs.n)
         outs.append(o)
-    return torch.cat(outs).float().cumsum(0)  # [T, N, K], as snnlib.evaluate stores it
+    return torch.cat(outs).float().cumsum(0)  # [T, N, K], as snnlib.pipeline.evaluate stores it

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from snnlib.figures import alpha_colours, save, select_runs, tidy, write_table
 from snnlib.methods import METHOD_TABLE
+from snnlib.study.figures import alpha_colours, save, select_runs, tidy, write_table
 
 MAX_GAP = 0.005  # 0.5 point
 MAX_DIP = 0.01  # 1 point

@@ -109,7 +109,8 @@ LABEL = "SMOKE RUN: a pipeline check, not a result"
 
 
 def is_smoke(runs: list[dict]) -> bool:
-    """Whether any of the loaded run records (:func:`snnlib.records.load_run`) is a smoke run."""
+    """Whether any of the loaded run records (:func:`snnlib.pipeline.records.load_run`) is a smoke
+    run."""
     return any(run["config"].get("smoke") for run in runs)
 
 

@@ -1,6 +1,6 @@
 """Fast multi-step LIF/IF: a fused C++ kernel on CPU, a compact pure-PyTorch path elsewhere.
 
-:func:`lif_multistep_fast` computes exactly what :func:`snnlib.dynamics.lif_multistep` (the
+:func:`lif_multistep_fast` computes exactly what :func:`snnlib.neurons.dynamics.lif_multistep` (the
 readable spec) computes, bit for bit, forward and backward, without a Python loop over ``T``
 on CPU and without keeping every intermediate for BPTT. Dynamics (docs/method.md §1.2)::
 
@@ -31,7 +31,7 @@ input gradient it is about to write, so it needs no buffer of its own. The refer
 Backends: ``"cpp"`` (float32, CPU: ``csrc/lif_kernel.cpp``, compiled on first use with the
 system C++ compiler into ``$SNNLIB_CACHE`` or ``~/.cache/snnlib`` (seconds), no torch
 headers, no ninja, OpenMP through torch's own libgomp); ``"triton"`` (CUDA, float32/16/bf16:
-:mod:`snnlib.triton_lif`, the same kernels in Triton as a ``torch.library`` custom op; CPU
+:mod:`snnlib.neurons.triton_lif`, the same kernels in Triton as a ``torch.library`` custom op; CPU
 tensors only under ``TRITON_INTERPRET=1``); ``"torch"`` (any device and float dtype: a
 custom autograd function that still loops over ``T`` but saves the same compact state);
 ``"auto"`` picks ``"cpp"`` on CPU and ``"triton"`` on CUDA where they apply (and have built,
@@ -61,7 +61,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from snnlib import checks
-from snnlib.dynamics import LIFParams, StepOut, check_time_first, lif_multistep
+from snnlib.neurons.dynamics import LIFParams, StepOut, check_time_first, lif_multistep
 
 BACKENDS = ("auto", "cpp", "torch", "triton")
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lif_kernel.cpp"
@@ -167,7 +167,7 @@ def _kernel() -> tuple[ctypes.CDLL | None, str]:
         lib = ctypes.CDLL(str(path))
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
         why = (str(err).splitlines() or [type(err).__name__])[0]
-        msg = f"snnlib.fast_lif: C++ kernel unavailable ({why}); using the pure-PyTorch path"
+        msg = f"{__name__}: C++ kernel unavailable ({why}); using the pure-PyTorch path"
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
         return None, why
     p, i64, f32, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
@@ -213,7 +213,7 @@ def _cpp_forward(x, v0, thr, p: LIFParams, membrane, final) -> Tensor:
         torch.get_num_threads(),
     )  # fmt: skip
     if status != 0:
-        raise MemoryError("snnlib.fast_lif: the kernel could not allocate its work buffer")
+        raise MemoryError(f"{__name__}: the kernel could not allocate its work buffer")
     return spikes
 
 
@@ -255,12 +255,13 @@ class _CppLIF(torch.autograd.Function):
             p.gamma**2, p.reset == "hard", torch.get_num_threads(),
         )  # fmt: skip
         if status != 0:
-            raise MemoryError("snnlib.fast_lif: the kernel could not allocate its work buffer")
+            raise MemoryError(f"{__name__}: the kernel could not allocate its work buffer")
         return gx, gv0, None, None, None
 
 
 def _torch_step(x_t: Tensor, v: Tensor, thr: Tensor | float, p: LIFParams) -> tuple:
-    """:func:`snnlib.dynamics.lif_step` without autograd: the same operations in the same order."""
+    """:func:`snnlib.neurons.dynamics.lif_step` without autograd: the same operations in the same
+    order."""
     u = p.decay * v + x_t
     s = ((u - thr) > 0).to(u.dtype)
     v_next = u * (1.0 - s) if p.reset == "hard" else u - thr * s
@@ -350,13 +351,14 @@ def _use_cpp(backend: str, x: Tensor) -> bool:
         raise ValueError("backend='cpp' needs float32 CPU tensors (and no SNNLIB_FAST_LIF=torch)")
     if use_cpp and _kernel()[0] is None:
         if backend == "cpp":
-            raise RuntimeError(f"snnlib.fast_lif: C++ kernel unavailable ({_kernel()[1]})")
+            raise RuntimeError(f"snnlib.neurons.fast_lif: C++ kernel unavailable ({_kernel()[1]})")
         return False
     return use_cpp
 
 
 def _triton_kernel(backend: str, x: Tensor):
-    """:class:`snnlib.triton_lif.TritonLIF` where it runs ``x`` (CUDA tensors under ``"auto"``;
+    """:class:`snnlib.neurons.triton_lif.TritonLIF` where it runs ``x`` (CUDA tensors under
+    ``"auto"``;
     ``"triton"`` raises where it cannot), else ``None``."""
     auto = backend == "auto" and x.device.type == "cuda"
     if backend == "triton" or (auto and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"):
@@ -367,7 +369,7 @@ def _triton_kernel(backend: str, x: Tensor):
 
 
 def _run_fused(x, thr, p: LIFParams, v, keep_membrane: bool, inplace: bool, kernel) -> StepOut:
-    """A fused ``kernel`` (:class:`_CppLIF` or :class:`snnlib.triton_lif.TritonLIF`); in
+    """A fused ``kernel`` (:class:`_CppLIF` or :class:`snnlib.neurons.triton_lif.TritonLIF`); in
     inference with ``inplace``, the final membrane is written into ``v``."""
     step_shape = x.shape[1:]
     thr = thr.expand(step_shape).contiguous() if thr.dim() else thr
@@ -388,7 +390,7 @@ def lif_multistep_fast(
     backend: str = "auto",
     inplace: bool = False,
 ) -> StepOut:
-    """:func:`snnlib.dynamics.lif_multistep`, bit for bit, fused (see the module docstring).
+    """:func:`snnlib.neurons.dynamics.lif_multistep`, bit for bit, fused (see the module docstring).
 
     ``x`` is ``[T, B, ...]``; ``threshold`` a number or a tensor broadcastable to ``x[0]``;
     ``v`` the initial membrane (``None``: ``v_init``). Returns spikes ``[T, B, ...]`` and the

@@ -1,6 +1,6 @@
 """The fused multi-step LIF/IF on GPUs: Triton kernels behind a ``torch.library`` custom op.
 
-The GPU twin of the C++ kernel of :mod:`snnlib.fast_lif`: the same dynamics and the same
+The GPU twin of the C++ kernel of :mod:`snnlib.neurons.fast_lif`: the same dynamics and the same
 backward pass (derived in that module's docstring), the same compact BPTT state (only the
 input ``I`` and ``v_0`` are saved; backward recomputes ``u_t`` into the buffer of the input
 gradient it is about to write). One program owns ``BLOCK`` neurons for all ``T`` steps, so
@@ -8,7 +8,7 @@ the membrane stays in registers and each ``[T, N]`` array is read or written onc
 
 The op ``snnlib::lif_forward`` (with ``snnlib::lif_backward`` for its gradient) is registered
 with :func:`torch.library.custom_op`, so autograd, ``torch.compile`` (an opaque node with a
-fake implementation, no graph break) and autocast see one operator. :func:`snnlib.fast_lif.
+fake implementation, no graph break) and autocast see one operator. :func:`snnlib.neurons.fast_lif.
 lif_multistep_fast` calls it for CUDA tensors; CPU tensors run it only under Triton's
 interpreter (``TRITON_INTERPRET=1`` set before the first launch), which is how the tests check
 it on a machine without a GPU.
@@ -33,7 +33,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from snnlib.dynamics import LIFParams
+from snnlib.neurons.dynamics import LIFParams
 
 try:
     import triton
@@ -61,7 +61,7 @@ def unavailable(x: Tensor) -> str:
 
 @functools.cache
 def _warn(why: str) -> None:
-    msg = f"snnlib.fast_lif: Triton kernels unavailable ({why}); using the pure-PyTorch path"
+    msg = f"{__name__}: Triton kernels unavailable ({why}); using the pure-PyTorch path"
     warnings.warn(msg, RuntimeWarning, stacklevel=5)
 
 
@@ -94,7 +94,7 @@ def _start(v0_ptr, thr_ptr, offs, mask, v_init, thr_scalar, HAS_V0: tl.constexpr
 
 @_jit
 def _step(x_ptr, row, mask, v, th, decay, HARD: tl.constexpr):
-    """One step of :func:`snnlib.dynamics.lif_step` in float32: ``(u_t, s_t, v_t)``."""
+    """One step of :func:`snnlib.neurons.dynamics.lif_step` in float32: ``(u_t, s_t, v_t)``."""
     u = decay * v + tl.load(x_ptr + row, mask=mask, other=0.0).to(tl.float32)
     s = tl.where((u - th) > 0.0, 1.0, 0.0)  # strict ">"
     return u, s, u * (1.0 - s) if HARD else u - th * s
@@ -263,7 +263,8 @@ lif_forward.register_autograd(_backward, setup_context=_setup_context)
 
 
 class TritonLIF:
-    """The interface :func:`snnlib.fast_lif.lif_multistep_fast` calls (as its ``_CppLIF``)."""
+    """The interface :func:`snnlib.neurons.fast_lif.lif_multistep_fast` calls (as its
+    ``_CppLIF``)."""
 
     @staticmethod
     def forward_into(x: Tensor, v0: Tensor | None, thr: Tensor, p: LIFParams, final: Tensor):

@@ -5,7 +5,7 @@ evaluation step page-faults its activations afresh; keeping freed memory makes C
 faster (README, "Benchmarks") and changes no number. glibc reads these variables once, at
 process start, so they must be in the environment before Python starts:
 
-* ``./run_all.sh`` exports them (``python -m snnlib.allocator --shell``);
+* ``./run_all.sh`` exports them (``python -m snnlib.tools.allocator --shell``);
 * the project's Jupyter kernel carries them in its kernelspec (``--kernel-args``);
 * ``python -m snnlib`` restarts itself once with them (:func:`restart_with_settings`).
 
@@ -51,7 +51,7 @@ def restart_with_settings(module: str, argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m snnlib.allocator",
+        prog="python -m snnlib.tools.allocator",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

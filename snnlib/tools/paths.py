@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # snnlib/, this file being snnlib/tools/paths.py
 CHECKOUT = PACKAGE_DIR.parent  # what holds the package: the repository root in a clone
 MARKERS = ("configs", "notebooks")  # folders that only the repository root holds
 

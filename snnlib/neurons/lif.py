@@ -1,13 +1,13 @@
-"""LIF / IF spiking neurons: the module and its typed state.
+"""The LIF / IF layer: the thin module around the pure step functions, and its typed state.
 
-The dynamics and their pure step functions live in :mod:`snnlib.dynamics` (docs/method.md §1.2);
+The dynamics and their pure step functions live in :mod:`snnlib.neurons.dynamics` (docs/method.md
+§1.2);
 :class:`LIF` is the thin module around them. Time comes first: a multi-step call takes
 ``[T, B, ...]``. Every call without a state starts from ``v_init``; streaming one step at a
-time goes through an explicit :class:`~snnlib.state.RunState`, in which the layer keeps a
+time goes through an explicit :class:`~snnlib.neurons.state.RunState`, in which the layer keeps a
 :class:`LIFState`. Auxiliary values (spikes, membranes) leave the layer through an explicit
-:class:`~snnlib.collector.Collector` passed to ``forward``, never through hooks or globals.
-The names a network definition needs (``Collector``, ``RunState``, ``SpikingModule``,
-``LIFParams``, ``lif_multistep``, ...) can be imported from here."""
+:class:`~snnlib.neurons.collector.Collector` passed to ``forward``, never through hooks or
+globals."""
 
 from __future__ import annotations
 
@@ -18,37 +18,14 @@ import torch
 from torch import Tensor
 
 from snnlib import checks
-from snnlib.collector import Collector, LayerRecord
-from snnlib.dynamics import (
-    RESET_MODES,
-    ZIF,
-    LIFParams,
-    StepOut,
-    lif_multistep,
-    lif_step,
-    spike_fn,
-)
-from snnlib.fast_lif import lif_multistep_fast
-from snnlib.state import RunState, SpikingModule
+from snnlib.neurons.collector import Collector, LayerRecord
+from snnlib.neurons.dynamics import LIFParams, StepOut, lif_multistep
+from snnlib.neurons.fast_lif import lif_multistep_fast
+from snnlib.neurons.state import RunState, SpikingModule
 
-__all__ = [
-    "LIF",
-    "LIF_BACKENDS",
-    "RESET_MODES",
-    "ZIF",
-    "Collector",
-    "LIFParams",
-    "LIFState",
-    "LayerRecord",
-    "RunState",
-    "SpikingModule",
-    "StepOut",
-    "lif_multistep",
-    "lif_step",
-    "spike_fn",
-]
+__all__ = ["LIF", "LIF_BACKENDS", "LIFState"]
 
-LIF_BACKENDS = ("auto", "cpp", "torch", "triton", "reference")  # see snnlib.fast_lif
+LIF_BACKENDS = ("auto", "cpp", "torch", "triton", "reference")  # see snnlib.neurons.fast_lif
 
 
 class LIFState(NamedTuple):
@@ -66,17 +43,18 @@ class LIFState(NamedTuple):
 
 
 class LIF(SpikingModule):
-    """Multi-step LIF/IF layer (see :mod:`snnlib.dynamics` for the dynamics).
+    """Multi-step LIF/IF layer (see :mod:`snnlib.neurons.dynamics` for the dynamics).
 
     ``forward(x)`` with ``x`` ``[T, B, ...]`` returns spikes ``[T, B, ...]`` (times the threshold
     with ``weighted_output=True``). Without ``state`` every call starts from ``v_init``; with a
-    :class:`~snnlib.state.RunState` it continues from, and stores, this layer's
+    :class:`~snnlib.neurons.state.RunState` it continues from, and stores, this layer's
     :class:`LIFState`, so calling it step by step on ``[1, B, ...]`` slices gives exactly the
     multi-step result. ``backend``: ``"reference"`` runs
-    :func:`~snnlib.dynamics.lif_multistep`; ``"auto"``, ``"cpp"``, ``"torch"``, ``"triton"`` run
-    :func:`snnlib.fast_lif.lif_multistep_fast`, bit-identical with a compact BPTT state.
+    :func:`~snnlib.neurons.dynamics.lif_multistep`; ``"auto"``, ``"cpp"``, ``"torch"``,
+    ``"triton"`` run
+    :func:`snnlib.neurons.fast_lif.lif_multistep_fast`, bit-identical with a compact BPTT state.
 
-    The parameters (:class:`~snnlib.dynamics.LIFParams`, e.g. the ``v_init = λ/2`` set at
+    The parameters (:class:`~snnlib.neurons.dynamics.LIFParams`, e.g. the ``v_init = λ/2`` set at
     conversion) are saved in the state dict with the threshold, so a network rebuilt from its
     definition and loaded from a state dict computes what the saved one computed.
 

@@ -7,12 +7,13 @@ data order, so run ``s`` at ``α`` and run ``s`` at ``α = 0`` form a pair, and 
 
     d_s        = m(run at α, seed s) − m(run at α = 0, seed s),   s ∈ S_α
     S_α        = seeds with a finished run at α and at α = 0 (others are reported, not used)
-    difference = (1/|S_α|) Σ_s d_s,  with a percentile-bootstrap interval (snnlib.stats)
+    difference = (1/|S_α|) Σ_s d_s,  with a percentile-bootstrap interval (snnlib.study.stats)
 
 The verdict says whether the interval excludes 0, and in which direction that is better:
 higher accuracy is better, fewer timesteps (OCT, Top-K exits) are better. The size of the
 regulariser against the task loss, ``α·R / L_task`` of the last training epoch (with
-``L_task = train_loss − α·reg_loss``, :mod:`snnlib.train`'s history), shows whether α bites at
+``L_task = train_loss − α·reg_loss``, :mod:`snnlib.pipeline.train`'s history), shows whether α
+bites at
 all; it has no better direction (``higher``/``lower``).
 
 Each interval is marginal: with 8 metrics, several α and two settings, expect a few of them
@@ -34,8 +35,8 @@ import pandas as pd
 import seaborn as sns
 
 from snnlib.config import NON_IDENTITY
-from snnlib.figures import dataset_label, save, select_runs, write_table
-from snnlib.stats import paired_difference
+from snnlib.study.figures import dataset_label, save, select_runs, write_table
+from snnlib.study.stats import paired_difference
 
 CONTROL = 0.0  # the α every other α is compared with
 SETTING = ("dataset", "method", "arch", "T")
@@ -204,7 +205,7 @@ def paired_table(
 
     Seeds without a partner, settings without ``α = 0`` runs and metrics with fewer than two
     finite pairs are logged (one line each) and left out; ``n_boot``, ``level`` and ``seed``
-    go to :func:`snnlib.stats.paired_difference`.
+    go to :func:`snnlib.study.stats.paired_difference`.
     """
     boot = {"n_boot": n_boot, "level": level, "seed": seed}
     rows: list[dict] = []
@@ -324,7 +325,8 @@ def write_study(
     """Write ``tables/regulariser.{csv,md,tex}`` and ``figures/regulariser.{png,svg}`` under
     ``out_dir`` (default: the profile folder); return the files written.
 
-    ``declared``: the profile's configs, as for :func:`snnlib.figures.make_all`. Writes nothing
+    ``declared``: the profile's configs, as for :func:`snnlib.study.figures.make_all`. Writes
+    nothing
     (and says so) when no setting has paired runs at α = 0 and another α.
     """
     profile_dir = Path(profile_dir)

@@ -19,7 +19,7 @@ written, ``.<run_id>.staging/`` (the new record, swapped in once ``DONE``; see
 :func:`open_run`). Readers skip names starting with a dot.
 
 Everything in ``per_timestep.csv``, ``cutoff.csv`` and ``metrics.json`` is recomputed from
-``outputs.npz`` by :func:`snnlib.evaluate.summarise`.
+``outputs.npz`` by :func:`snnlib.pipeline.evaluate.summarise`.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from snnlib import paths
-from snnlib.atomic import atomic_write
+from snnlib.tools import paths
+from snnlib.tools.atomic import atomic_write
 
 RECORD_FILES = (
     "config.json",

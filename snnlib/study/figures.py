@@ -6,10 +6,11 @@ Seeds are aggregated as mean and standard deviation (bands in the figures); the 
 column counts the runs aggregated.
 
 A named profile is a closed set: given the configs its YAML declares
-(:func:`snnlib.grid.expand`), only those runs are aggregated, and declared runs that are not
+(:func:`snnlib.pipeline.grid.expand`), only those runs are aggregated, and declared runs that are
+not
 finished and finished runs that are not declared are reported (:func:`select_runs`). Runs on a
 partial copy of their dataset (``partial: true``) appear as ``<dataset> (partial)``; the tables
-and figures of smoke runs are marked SMOKE (:mod:`snnlib.smoke`).
+and figures of smoke runs are marked SMOKE (:mod:`snnlib.pipeline.smoke`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import pandas as pd
 import seaborn as sns
 
 from snnlib import cutoff, metrics
-from snnlib.atomic import atomic_write
 from snnlib.catalog import dataset_info
-from snnlib.records import finished_runs, load_outputs, load_run, write_csv
-from snnlib.smoke import is_smoke, label_figure, label_table
+from snnlib.pipeline.records import finished_runs, load_outputs, load_run, write_csv
+from snnlib.pipeline.smoke import is_smoke, label_figure, label_table
+from snnlib.tools.atomic import atomic_write
 
 GROUP = ["dataset", "method", "arch", "T", "alpha"]
 PARTIAL = " (partial)"  # after the dataset's name in tables, for runs on a partial copy
@@ -42,7 +43,7 @@ CLAIMS = (
 
 
 def load_runs(profile_dir: Path) -> list[dict]:
-    """Every finished run of a profile, as returned by :func:`snnlib.records.load_run`."""
+    """Every finished run of a profile, as returned by :func:`snnlib.pipeline.records.load_run`."""
     return [load_run(p) for p in finished_runs(profile_dir)]
 
 
@@ -63,7 +64,8 @@ class Coverage:
 def select_runs(profile_dir: Path, declared: Sequence | None = None) -> tuple[list[dict], Coverage]:
     """The finished runs of a profile to aggregate, and how they cover ``declared``.
 
-    ``declared``: the configs the profile's YAML declares (:func:`snnlib.grid.expand`); only
+    ``declared``: the configs the profile's YAML declares (:func:`snnlib.pipeline.grid.expand`);
+    only
     their runs are returned. ``None`` (a scratch profile, no YAML) takes every finished run.
     """
     present = {p.name: p for p in finished_runs(profile_dir)}
@@ -150,7 +152,7 @@ def pretty(table: pd.DataFrame) -> pd.DataFrame:
 def ledger(table: pd.DataFrame, profile: str, claims: Sequence[dict] = ()) -> pd.DataFrame:
     """Each paper claim beside what this profile measured (``not run`` where not run); the rows
     of ``claims`` (same columns; the convergence and RCS claims of
-    :func:`snnlib.report.ledger_claims`) go last."""
+    :func:`snnlib.study.report.ledger_claims`) go last."""
     rows = []
     base = table["dataset"].str.removesuffix(PARTIAL) if len(table) else None
     for dataset, claim, low, high in CLAIMS:

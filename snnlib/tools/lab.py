@@ -11,9 +11,9 @@ JupyterLab one default (:data:`SETTINGS`, written by :func:`install_settings` in
 the widgets' state with the notebook, so that a saved notebook opened again shows its ε
 slider, not the slider's text. Executed copies written by papermill carry that state anyway.
 
-``python -m snnlib.lab [ARGS...]`` replaces itself by ``python -m jupyter lab`` with these
+``python -m snnlib.tools.lab [ARGS...]`` replaces itself by ``python -m jupyter lab`` with these
 settings and ``ARGS`` (e.g. a notebook to open, ``--no-browser``, ``--port=8890``);
-``python -m snnlib.lab --install-settings`` writes the defaults and exits.
+``python -m snnlib.tools.lab --install-settings`` writes the defaults and exits.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import os
 import sys
 from pathlib import Path
 
-from snnlib import paths
-from snnlib.atomic import atomic_write
+from snnlib.tools import paths
+from snnlib.tools.atomic import atomic_write
 
 SETTINGS = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
 

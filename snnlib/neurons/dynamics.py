@@ -13,7 +13,8 @@ Dynamics (docs/method.md §1.2), for a layer with input current ``I_t`` and thre
 The backward pass of ``H`` is the ZIF triangle ``(1/γ²)·max(0, γ − |u − θ|)`` (TET), with no
 detach anywhere, so BPTT flows through the reset and the recursion.
 
-:func:`lif_multistep` is the readable reference loop; :mod:`snnlib.fast_lif` computes the same
+:func:`lif_multistep` is the readable reference loop; :mod:`snnlib.neurons.fast_lif` computes the
+same
 numbers fused, and :class:`snnlib.neurons.LIF` is the module around both. Both import this
 module, which imports neither.
 """
@@ -95,7 +96,7 @@ def lif_multistep(
     """Run ``x`` ``[T, B, ...]`` from membrane ``v`` (``None``: ``v_init``).
 
     Returns spikes and post-reset membranes, both ``[T, B, ...]``. This loop is the readable
-    reference; :func:`snnlib.fast_lif.lif_multistep_fast` must match it bit for bit.
+    reference; :func:`snnlib.neurons.fast_lif.lif_multistep_fast` must match it bit for bit.
     """
     check_time_first(x)
     if v is None:

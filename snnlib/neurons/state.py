@@ -19,7 +19,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from snnlib.collector import Collector
+from snnlib.neurons.collector import Collector
 
 
 class LayerState(Protocol):

@@ -17,7 +17,7 @@ Removing samples must not change the numbers of the samples that stay, so every 
 to be in eval mode (BatchNorm with running statistics, no dropout); the adapters of
 ``nn.Module`` networks check that and raise ``ValueError`` otherwise.
 
-Adapters: :class:`SnnlibAdapter` (snnlib models, through a :class:`~snnlib.state.RunState`),
+Adapters: :class:`SnnlibAdapter` (snnlib models, through a :class:`~snnlib.neurons.state.RunState`),
 :class:`SpikingJellyAdapter` (single-step SpikingJelly networks), :class:`SnnTorchAdapter`
 (snnTorch networks whose neurons keep their state, ``init_hidden=True``) and
 :class:`FunctionalAdapter` (any ``step(x_t, state) -> (out, state)`` with an explicit state,
@@ -33,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from snnlib.state import RunState, SpikingModule
+from snnlib.neurons.state import RunState, SpikingModule
 
 
 @runtime_checkable

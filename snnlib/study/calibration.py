@@ -19,11 +19,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from snnlib import metrics, records
-from snnlib.evaluate import collect_outputs, operating_point
+from snnlib import metrics
 from snnlib.experiment import load_snn, paper_calibration_data
-from snnlib.figures import GROUP, select_runs, write_table
-from snnlib.network import forward_for
+from snnlib.pipeline import records
+from snnlib.pipeline.evaluate import collect_outputs, operating_point
+from snnlib.pipeline.network import forward_for
+from snnlib.study.figures import GROUP, select_runs, write_table
 
 CALIBRATIONS = ("split", "train-dropout")
 
@@ -67,7 +68,8 @@ def study_table(
     data_root: str | None = None,
 ):
     """Mean and sd over seeds, per group and calibration, of every run with its weights among
-    the runs ``declared`` (every finished run when ``None``; :func:`snnlib.figures.select_runs`)."""
+    the runs ``declared`` (every finished run when ``None``;
+    :func:`snnlib.study.figures.select_runs`)."""
     runs, coverage = select_runs(Path(profile_dir), declared)
     for line in coverage.report():
         log(f"[calibration] {line}")

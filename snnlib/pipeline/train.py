@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from snnlib.atomic import atomic_write
+from snnlib.tools.atomic import atomic_write
 
 # objective(model, x, y) -> (total loss, regulariser value, per-step outputs [T, B, K])
 Objective = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]

@@ -27,11 +27,11 @@ import time
 import traceback
 from pathlib import Path
 
-from snnlib import paths
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
-from snnlib.records import is_current
-from snnlib.yamlfile import load_yaml
+from snnlib.pipeline.records import is_current
+from snnlib.tools import paths
+from snnlib.tools.yamlfile import load_yaml
 
 TRAIN_NOTEBOOK = paths.CHECKOUT / "notebooks" / "10_train.ipynb"
 PROFILE_KEYS = ("profile", "defaults", "seeds", "runs", "description")
@@ -40,7 +40,7 @@ PROFILE_KEYS = ("profile", "defaults", "seeds", "runs", "description")
 def expand(path: Path, overrides: dict | None = None) -> list[Config]:
     """All configs of a profile file (validated; one error lists every problem).
 
-    The profile file is read strictly (:func:`snnlib.yamlfile.load_yaml`: a key given twice
+    The profile file is read strictly (:func:`snnlib.tools.yamlfile.load_yaml`: a key given twice
     is an error); ``overrides`` apply to every run.
     """
     spec = load_yaml(path) or {}

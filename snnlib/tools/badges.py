@@ -17,8 +17,8 @@ Each notebook under ``notebooks/`` starts with two generated cells:
 The README holds the walkthrough's badges between ``<!-- badges:start -->`` and
 ``<!-- badges:end -->``. After a change of remote or setting::
 
-    python -m snnlib.badges            # rewrite the badges of the README and every notebook
-    python -m snnlib.badges --check    # exit 1 and name what is out of date
+    python -m snnlib.tools.badges            # rewrite the badges of the README and every notebook
+    python -m snnlib.tools.badges --check    # exit 1 and name what is out of date
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from snnlib import paths
+from snnlib.tools import paths
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,7 +55,7 @@ DEFAULT_BRANCH = "main"
 HOW_TO_SET = (
     "Binder and Colab links appear here once the repository is known: add its GitHub "
     '`origin` remote or set `repository = "owner/name"` under `[tool.snnlib]` in '
-    "`pyproject.toml`, then run `python -m snnlib.badges`."
+    "`pyproject.toml`, then run `python -m snnlib.tools.badges`."
 )
 
 BINDER_BADGE = "https://mybinder.org/badge_logo.svg"
@@ -301,7 +301,7 @@ def update(path: Path, repo: Repository | None) -> bool:
 
 def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m snnlib.badges",
+        prog="python -m snnlib.tools.badges",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
         found += readme_problems(root / README, repo)
         print("\n".join(found) or f"badges up to date ({where})")
         if found:
-            print("run `python -m snnlib.badges` to rewrite them")
+            print("run `python -m snnlib.tools.badges` to rewrite them")
         return 1 if found else 0
     print(f"badges for {where}")
     for path in [*notebooks(root), root / README]:
