@@ -1,14 +1,16 @@
 """Figures and tables from (fabricated) run records; profile grids and the grid runner."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from record_fixtures import fabricate
 
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
-from snnlib.pipeline import grid
-from snnlib.pipeline.records import mark_done, write_json
-from snnlib.study import figures
+from snnlib.pipeline import grid, records
+from snnlib.pipeline.records import mark_done, select_runs, write_json
+from snnlib.study import figures, report, tables
 from snnlib.tools import paths
 
 
@@ -41,8 +43,8 @@ def profile_dir(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_make_all_writes_every_figure_and_table(profile_dir):
-    written = figures.make_all(profile_dir)
+def test_write_all_writes_every_figure_and_table(profile_dir):
+    written = report.write_all(profile_dir)
     assert all(p.is_file() and p.stat().st_size > 0 for p in written)
     names = {p.name for p in written}
     for stem in ("accuracy_vs_timestep", "tradeoff", "exits"):
@@ -52,14 +54,37 @@ def test_make_all_writes_every_figure_and_table(profile_dir):
         assert {f"{table}.csv", f"{table}.md", f"{table}.tex"} <= names
     # Redrawn from the same records, every file is byte-identical (no dates, fixed SVG ids).
     before = {p: p.read_bytes() for p in written}
-    assert figures.make_all(profile_dir) == written
+    assert report.write_all(profile_dir) == written
     assert all(p.read_bytes() == before[p] for p in written)
 
 
+@pytest.mark.slow
+def test_write_all_reads_each_record_once(profile_dir, monkeypatch):
+    """One report loads each run record once and its outputs at most once: selection and
+    coverage happen once, and every writer gets the loaded records."""
+    runs, outputs = Counter(), Counter()
+    load_run, load_outputs = records.load_run, figures.load_outputs
+
+    def counting_load_run(run_dir):
+        runs[run_dir.name] += 1
+        return load_run(run_dir)
+
+    def counting_load_outputs(run_dir):
+        outputs[run_dir.name] += 1
+        return load_outputs(run_dir)
+
+    monkeypatch.setattr(records, "load_run", counting_load_run)
+    monkeypatch.setattr(figures, "load_outputs", counting_load_outputs)
+    lines: list[str] = []
+    report.write_all(profile_dir, log=lines.append)
+    assert len(runs) == 8 and set(runs.values()) == {1}
+    assert set(outputs.values()) == {1}
+
+
 def test_summary_is_mean_and_std_over_seeds(profile_dir):
-    runs = figures.load_runs(profile_dir)
+    runs = select_runs(profile_dir)[0]
     assert len(runs) == 8
-    table = figures.summary_table(runs)
+    table = tables.summary_table(runs)
     assert len(table) == 4 and set(table["seeds"]) == {2}
     row = table[(table["method"] == "qcfs") & (table["alpha"] == 0.003)].iloc[0]
     values = [
@@ -72,17 +97,17 @@ def test_summary_is_mean_and_std_over_seeds(profile_dir):
 
 
 def test_ledger_says_not_run_for_paper_datasets(profile_dir):
-    table = figures.summary_table(figures.load_runs(profile_dir))
-    led = figures.ledger(table, "fab")
+    table = tables.summary_table(select_runs(profile_dir)[0])
+    led = tables.ledger(table, "fab")
     paper = led[led["dataset"] == "cifar10"]
     assert paper["measured"].tolist() == ["not run"]
     assert "1.76-2.76x" in paper["paper"].iloc[0]
     assert (led["dataset"] == "mnist5k").sum() == 2
 
 
-def test_make_all_without_runs_is_an_error(tmp_path):
+def test_write_all_without_runs_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no finished runs"):
-        figures.make_all(tmp_path)
+        report.write_all(tmp_path)
 
 
 def test_profiles_expand_to_valid_configs():

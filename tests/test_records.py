@@ -30,7 +30,7 @@ from snnlib.data.standins import write_nmnist
 from snnlib.data.validate import IncompleteDatasetError, check_complete
 from snnlib.pipeline import grid, records
 from snnlib.pipeline.records import RunLocked, mark_done, open_run, staging_dir
-from snnlib.study import figures
+from snnlib.study import tables
 from snnlib.tools.atomic import atomic_write
 from snnlib.tools.yamlfile import YAMLFileError
 
@@ -206,18 +206,18 @@ def test_figures_aggregate_exactly_the_declared_runs(tmp_path):
     smoke = Config.from_dict({**declared[0].to_dict(), "epochs": 1})  # same group, not declared
     fabricate(smoke, rng)
     profile_dir = declared[0].run_dir.parents[1]
-    runs, coverage = figures.select_runs(profile_dir, declared)
+    runs, coverage = records.select_runs(profile_dir, declared)
     assert [r["run_dir"].name for r in runs] == [c.run_id for c in declared[:2]]
-    reordered, _ = figures.select_runs(profile_dir, declared[::-1])
+    reordered, _ = records.select_runs(profile_dir, declared[::-1])
     assert [r["run_dir"] for r in reordered] == [r["run_dir"] for r in runs]  # folder order
     assert coverage.missing == (declared[2].run_id,)
     assert coverage.undeclared == (smoke.run_id,)
     assert len(coverage.report()) == 2
-    table = figures.summary_table(runs)
+    table = tables.summary_table(runs)
     assert table["seeds"].tolist() == [2]  # the runs aggregated, not the seeds declared
     # Open set (no declaration): every finished run, and `seeds` counts all three.
-    everything, _ = figures.select_runs(profile_dir)
-    assert figures.summary_table(everything)["seeds"].tolist() == [3]
+    everything, _ = records.select_runs(profile_dir)
+    assert tables.summary_table(everything)["seeds"].tolist() == [3]
 
 
 @pytest.mark.slow
@@ -236,11 +236,11 @@ def test_partial_runs_are_marked_in_every_table(tmp_path):
     config = grid.expand(_profile(tmp_path))[0]
     run_dir = fabricate(config, np.random.default_rng(0))
     records.write_json(run_dir / "provenance.json", {"data": {"partial": True}})
-    runs, _ = figures.select_runs(run_dir.parents[1])
-    table = figures.summary_table(runs)
+    runs, _ = records.select_runs(run_dir.parents[1])
+    table = tables.summary_table(runs)
     assert table["dataset"].tolist() == ["mnist5k (partial)"]
-    assert figures.pretty(table)["dataset"].tolist() == ["mnist5k (partial)"]
-    assert figures.ledger(table, "fab")["dataset"].iloc[-1] == "mnist5k (partial)"
+    assert tables.pretty(table)["dataset"].tolist() == ["mnist5k (partial)"]
+    assert tables.ledger(table, "fab")["dataset"].iloc[-1] == "mnist5k (partial)"
 
 
 # ---- identity covers what changes results -----------------------------------------------------

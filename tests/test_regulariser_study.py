@@ -10,7 +10,7 @@ import pytest
 from record_fixtures import fabricate
 
 from snnlib.config import Config
-from snnlib.pipeline.records import HISTORY_COLUMNS
+from snnlib.pipeline.records import HISTORY_COLUMNS, select_runs
 from snnlib.study import regulariser as study
 
 T = 4
@@ -133,7 +133,8 @@ def test_write_study_writes_the_table_and_the_figure(tmp_path):
         config = {"alpha": alpha, "seed": seed, "T": T, "out_dir": str(tmp_path), "profile": "p"}
         fabricate(Config.from_dict(config), rng, n_test=40, n_calib=40)
     lines: list[str] = []
-    written = study.write_study(tmp_path / "p", log=lines.append)
+    runs, _ = select_runs(tmp_path / "p")
+    written = study.write_study(study.paired_table(runs, log=lines.append), tmp_path / "p")
     names = {p.relative_to(tmp_path / "p").as_posix() for p in written}
     assert {"tables/regulariser.csv", "tables/regulariser.md"} <= names
     assert {"figures/regulariser.png", "figures/regulariser.svg"} <= names
@@ -146,7 +147,8 @@ def test_write_study_writes_the_table_and_the_figure(tmp_path):
 
 def test_write_study_without_pairs_writes_nothing_and_says_so(tmp_path):
     lines = []
-    assert study.write_study(tmp_path, log=lines.append) == []
+    empty = study.paired_table([], log=lines.append)
+    assert study.write_study(empty, tmp_path, log=lines.append) == []
     assert any("no regulariser table" in line for line in lines)
     assert not (tmp_path / "tables").exists()
 
@@ -177,11 +179,12 @@ def test_ledger_rows_carry_the_verdict_and_the_differences_it_rests_on():
     shift = [0.3, 0.5, 0.4, 0.35, 0.45]
     runs = [fake_run(0.0, s, acc=0.9, oct_mean=3.0) for s in range(5)]
     runs += [fake_run(0.01, s, acc=0.9 - d / 10, oct_mean=3.0 - d) for s, d in enumerate(shift)]
-    (row,) = study.ledger_rows(runs, "prof")
+    (row,) = study.ledger_rows(study.paired_table(runs, log=quiet), "prof")
     assert row["dataset"] == "mnist5k" and row["scale"] == "prof" and row["paper"] == "yes"
     assert "alpha=0.01" in row["claim"] and "5 paired seeds" in row["claim"]
     assert row["measured"].startswith("mixed: Top-K steps -0.40 steps [")
     assert "mean OCT -0.40 steps [" in row["measured"]
     assert "acc at T_max -4.00 pt [" in row["measured"]
     assert "Top-K acc -4.00 pt [" in row["measured"]  # fake_run: Top-K acc = acc - 0.01
-    assert study.ledger_rows([fake_run(0.01, s) for s in range(3)], "prof") == []  # no α = 0
+    unpaired = study.paired_table([fake_run(0.01, s) for s in range(3)], log=quiet)
+    assert study.ledger_rows(unpaired, "prof") == []  # no α = 0

@@ -25,7 +25,7 @@ from snnlib.data.fingerprint import data_fingerprint
 from snnlib.data.standins import MARKER, STANDINS, write_cifar, write_standins
 from snnlib.pipeline import grid, smoke
 from snnlib.pipeline.records import finished_runs, load_run
-from snnlib.study import figures
+from snnlib.study import report
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER, QUICK = REPO / "configs" / "paper.yaml", REPO / "configs" / "quick.yaml"
@@ -110,7 +110,7 @@ def test_standins_only_for_missing_datasets(tmp_path):
 def test_smoke_figures_and_tables_say_smoke(tmp_path):
     config = Config(out_dir=str(tmp_path), profile="p-smoke", smoke=True, bins=20)
     fabricate(config, np.random.default_rng(0))
-    written = figures.make_all(tmp_path / "p-smoke")
+    written = report.write_all(tmp_path / "p-smoke")
     summary = (tmp_path / "p-smoke" / "tables" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("smoke,") and summary[1].startswith("True,")
     svg = next(p for p in written if p.suffix == ".svg").read_text()

@@ -362,7 +362,7 @@ def _triton_kernel(backend: str, x: Tensor):
     ``"triton"`` raises where it cannot), else ``None``."""
     auto = backend == "auto" and x.device.type == "cuda"
     if backend == "triton" or (auto and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"):
-        from snnlib import triton_lif  # imports Triton: only for CUDA tensors or on request
+        from snnlib.neurons import triton_lif  # imports Triton: only for CUDA tensors or on request
 
         return triton_lif.TritonLIF if triton_lif.usable(x, backend == "triton") else None
     return None

@@ -33,8 +33,9 @@ import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +330,38 @@ def finished_runs(profile_dir: Path) -> list[Path]:
     if not runs.is_dir():
         return []
     return sorted(p for p in runs.iterdir() if not p.name.startswith(".") and is_done(p))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which runs a profile declares, which of them are missing, which others are present."""
+
+    declared: tuple[str, ...]
+    missing: tuple[str, ...]  # declared, not finished
+    undeclared: tuple[str, ...]  # finished, not declared: left out of every table and figure
+
+    def report(self) -> list[str]:
+        """One line per problem (none when the records match the declaration)."""
+        lines = [f"declared but not finished: {r}" for r in self.missing]
+        return lines + [f"finished but not declared (left out): {r}" for r in self.undeclared]
+
+
+def select_runs(profile_dir: Path, declared: Sequence | None = None) -> tuple[list[dict], Coverage]:
+    """The finished runs of a profile to aggregate, and how they cover ``declared``.
+
+    ``declared``: the configs the profile's YAML declares (:func:`snnlib.pipeline.grid.expand`);
+    only their runs are returned. ``None`` (a scratch profile, no YAML) takes every finished run.
+    """
+    present = {p.name: p for p in finished_runs(profile_dir)}
+    if declared is None:
+        names = tuple(present)
+        return [load_run(present[n]) for n in names], Coverage(names, (), ())
+    names = tuple(dict.fromkeys(c.run_id for c in declared))
+    wanted = set(names)
+    coverage = Coverage(
+        names,
+        tuple(n for n in names if n not in present),
+        tuple(n for n in present if n not in wanted),
+    )
+    # in folder order, as without a declaration: the float sums of the tables keep their order
+    return [load_run(present[n]) for n in present if n in wanted], coverage

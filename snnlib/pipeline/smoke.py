@@ -102,25 +102,3 @@ def _absent(config: Config) -> bool:
     except Exception:  # e.g. a damaged copy: the run reports it, and the others go on
         pass
     return False
-
-
-# ---- labels: the figures and tables of smoke runs say so ------------------------------------
-LABEL = "SMOKE RUN: a pipeline check, not a result"
-
-
-def is_smoke(runs: list[dict]) -> bool:
-    """Whether any of the loaded run records (:func:`snnlib.pipeline.records.load_run`) is a smoke
-    run."""
-    return any(run["config"].get("smoke") for run in runs)
-
-
-def label_table(frame):
-    """``frame`` with a first column ``smoke`` (True in every row)."""
-    return frame.assign(smoke=True)[["smoke", *frame.columns]]
-
-
-def label_figure(fig):
-    """``fig`` with :data:`LABEL` written across it."""
-    fig.text(0.5, 0.5, LABEL, ha="center", va="center", rotation=20, fontsize=16,
-             color="red", alpha=0.35, transform=fig.transFigure)  # fmt: skip
-    return fig

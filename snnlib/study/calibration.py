@@ -24,7 +24,8 @@ from snnlib.experiment import load_snn, paper_calibration_data
 from snnlib.pipeline import records
 from snnlib.pipeline.evaluate import collect_outputs, operating_point
 from snnlib.pipeline.network import forward_for
-from snnlib.study.figures import GROUP, select_runs, write_table
+from snnlib.pipeline.records import select_runs
+from snnlib.study.tables import GROUP, write_table
 
 CALIBRATIONS = ("split", "train-dropout")
 
@@ -69,7 +70,7 @@ def study_table(
 ):
     """Mean and sd over seeds, per group and calibration, of every run with its weights among
     the runs ``declared`` (every finished run when ``None``;
-    :func:`snnlib.study.figures.select_runs`)."""
+    :func:`snnlib.pipeline.records.select_runs`)."""
     runs, coverage = select_runs(Path(profile_dir), declared)
     for line in coverage.report():
         log(f"[calibration] {line}")

@@ -17,7 +17,6 @@ accuracy as a dashed line of the same colour, one colour per RCS weight α.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -26,7 +25,8 @@ import pandas as pd
 import seaborn as sns
 
 from snnlib.methods import METHOD_TABLE
-from snnlib.study.figures import alpha_colours, save, select_runs, tidy, write_table
+from snnlib.study.figures import alpha_colours, save_labelled
+from snnlib.study.tables import is_smoke, label_table, tidy, write_table
 
 MAX_GAP = 0.005  # 0.5 point
 MAX_DIP = 0.01  # 1 point
@@ -113,19 +113,15 @@ def figure(runs: list[dict], dataset: str) -> plt.Figure:
     return fig
 
 
-def write_convergence(
-    profile_dir: Path, out_dir: Path | None = None, declared: Sequence | None = None, log=print
-) -> list[Path]:
-    """The convergence table and figures of a profile's converted runs, under ``out_dir``
-    (default: the profile folder); no converted run: nothing."""
-    out_dir = Path(out_dir) if out_dir is not None else Path(profile_dir)
-    runs, _ = select_runs(Path(profile_dir), declared)
+def write_convergence(runs: list[dict], out_dir: Path, log=print) -> list[Path]:
+    """The convergence table and figures of the converted ``runs`` (loaded records) under
+    ``out_dir``; no converted run: nothing."""
     runs = converted(runs)
     if not runs:
         return []
     table = pd.DataFrame([check_run(r) for r in runs])
     stem = out_dir / "tables" / "convergence"
-    write_table(table.round(4), stem)
+    write_table(label_table(table.round(4)) if is_smoke(runs) else table.round(4), stem)
     written = [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
     failing = table[~table["converges"]]
     log(f"[convergence] {len(table) - len(failing)} of {len(table)} converted runs converge")
@@ -133,7 +129,6 @@ def write_convergence(
         log(f"[convergence] not converged: {row['dataset']} α={row['alpha']:g} seed "
             f"{row['seed']}: gap {row['gap']:.3f}, dip {row['dip']:.3f}")  # fmt: skip
     for dataset in sorted(table["dataset"].unique()):
-        fig_stem = out_dir / "figures" / f"convergence_{dataset}"
-        save(figure(runs, dataset), fig_stem)
-        written += [fig_stem.with_suffix(".png"), fig_stem.with_suffix(".svg")]
+        stem = out_dir / "figures" / f"convergence_{dataset}"
+        written += save_labelled(figure(runs, dataset), stem, is_smoke(runs))
     return written

@@ -1,22 +1,13 @@
-"""Figures and tables from run records only (``results/<profile>/runs/*``).
+"""Figures from run records only: accuracy against timestep, the trade-off of each stopping
+rule, the exit distributions and the confidence map of the Top-K calibration.
 
-Nothing here trains or evaluates a network: every number comes from a finished run's
-``config.json``, ``per_timestep.csv``, ``cutoff.csv``, ``metrics.json`` and ``outputs.npz``.
-Seeds are aggregated as mean and standard deviation (bands in the figures); the ``seeds``
-column counts the runs aggregated.
-
-A named profile is a closed set: given the configs its YAML declares
-(:func:`snnlib.pipeline.grid.expand`), only those runs are aggregated, and declared runs that are
-not
-finished and finished runs that are not declared are reported (:func:`select_runs`). Runs on a
-partial copy of their dataset (``partial: true``) appear as ``<dataset> (partial)``; the tables
-and figures of smoke runs are marked SMOKE (:mod:`snnlib.pipeline.smoke`).
+Lines are means over seeds with ± 1 sd bands; one colour per RCS weight α
+(:func:`alpha_colours`) is shared by every figure. Figures of smoke runs say so across the
+figure (:func:`label_figure`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -25,186 +16,10 @@ import pandas as pd
 import seaborn as sns
 
 from snnlib import cutoff, metrics
-from snnlib.catalog import dataset_info
-from snnlib.pipeline.records import finished_runs, load_outputs, load_run, write_csv
-from snnlib.pipeline.smoke import is_smoke, label_figure, label_table
-from snnlib.tools.atomic import atomic_write
+from snnlib.pipeline.records import load_outputs
+from snnlib.study.tables import is_smoke, tidy
 
-GROUP = ["dataset", "method", "arch", "T", "alpha"]
-PARTIAL = " (partial)"  # after the dataset's name in tables, for runs on a partial copy
-
-# The paper's headline claims (docs/method.md §3: abstract, v4 and Frontiers).
-CLAIMS = (
-    ("cifar10", "fewer timesteps (T_max / avg) with Top-K", 1.76, 2.76),
-    ("cifar10-dvs", "fewer timesteps (T_max / avg) with Top-K", 1.64, 1.95),
-    ("ncaltech101", "fewer timesteps (T_max / avg) with Top-K", 1.64, 1.95),
-    ("dvs128-gesture", "fewer timesteps (T_max / avg) with Top-K", 1.64, 1.95),
-)
-
-
-def load_runs(profile_dir: Path) -> list[dict]:
-    """Every finished run of a profile, as returned by :func:`snnlib.pipeline.records.load_run`."""
-    return [load_run(p) for p in finished_runs(profile_dir)]
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """Which runs a profile declares, which of them are missing, which others are present."""
-
-    declared: tuple[str, ...]
-    missing: tuple[str, ...]  # declared, not finished
-    undeclared: tuple[str, ...]  # finished, not declared: left out of every table and figure
-
-    def report(self) -> list[str]:
-        """One line per problem (none when the records match the declaration)."""
-        lines = [f"declared but not finished: {r}" for r in self.missing]
-        return lines + [f"finished but not declared (left out): {r}" for r in self.undeclared]
-
-
-def select_runs(profile_dir: Path, declared: Sequence | None = None) -> tuple[list[dict], Coverage]:
-    """The finished runs of a profile to aggregate, and how they cover ``declared``.
-
-    ``declared``: the configs the profile's YAML declares (:func:`snnlib.pipeline.grid.expand`);
-    only
-    their runs are returned. ``None`` (a scratch profile, no YAML) takes every finished run.
-    """
-    present = {p.name: p for p in finished_runs(profile_dir)}
-    if declared is None:
-        names = tuple(present)
-        return [load_run(present[n]) for n in names], Coverage(names, (), ())
-    names = tuple(dict.fromkeys(c.run_id for c in declared))
-    wanted = set(names)
-    coverage = Coverage(
-        names,
-        tuple(n for n in names if n not in present),
-        tuple(n for n in present if n not in wanted),
-    )
-    # in folder order, as without a declaration: the float sums of the tables keep their order
-    return [load_run(present[n]) for n in present if n in wanted], coverage
-
-
-def dataset_label(run: dict) -> str:
-    """The dataset's name, with `` (partial)`` for a run on a partial copy of it."""
-    c, data = run["config"], run["provenance"].get("data") or {}
-    partial = c.get("partial") or data.get("partial")
-    return c["dataset"] + PARTIAL if partial else c["dataset"]
-
-
-def _keys(run: dict) -> dict:
-    c = run["config"]
-    return (
-        {k: c[k] for k in GROUP}
-        | {"dataset": dataset_label(run)}
-        | {"seed": c["seed"], "run_id": run["run_dir"].name}
-    )
-
-
-def tidy(runs: list[dict], part: str) -> pd.DataFrame:
-    """Long table of one record part (``per_timestep`` or ``cutoff``) with the run's keys."""
-    frames = [run[part].assign(**_keys(run)) for run in runs]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def summary_table(runs: list[dict]) -> pd.DataFrame:
-    """Per dataset/method/arch/T/alpha: mean and std over seeds of the headline numbers."""
-    rows = []
-    for run in runs:
-        m = run["metrics"]
-        rows.append(
-            _keys(run)
-            | {
-                "ann_accuracy": m["ann_accuracy"],
-                "accuracy_tmax": m["accuracy_tmax"],
-                "best_accuracy": m["best_accuracy"],
-                "best_t": m["best_t"],
-                "topk_epsilon": m["topk_epsilon"],
-                "topk_accuracy": m["topk_accuracy"],
-                "topk_avg_timestep": m["topk_avg_timestep"],
-                "topk_speedup": m["topk_speedup"],
-                "topk_speedup_matched": m["topk_speedup_matched"],
-                "topk_acc_delta": m["topk_acc_delta"],
-                "oct_mean": m["oct_mean"],
-                "synops_per_sample": m["synops_per_sample"],
-            }
-        )
-    if not rows:
-        return pd.DataFrame()
-    frame = pd.DataFrame(rows).drop(columns=["run_id"])
-    values = [c for c in frame.columns if c not in [*GROUP, "seed"]]
-    frame[values] = frame[values].astype(float)
-    agg = frame.groupby(GROUP, dropna=False)[values].agg(["mean", "std"])
-    agg.columns = [f"{a}_{b}" for a, b in agg.columns]
-    agg["seeds"] = frame.groupby(GROUP, dropna=False).size()  # the runs aggregated
-    return agg.reset_index()
-
-
-def pretty(table: pd.DataFrame) -> pd.DataFrame:
-    """``mean ± std`` strings for Markdown/LaTeX (the CSV keeps the numbers)."""
-    out = table[[*GROUP, "seeds"]].copy()
-    for col in [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]:
-        mean, std = table[f"{col}_mean"], table[f"{col}_std"].fillna(0.0)
-        out[col] = [
-            "–" if np.isnan(m) else f"{m:.4g} ± {s:.2g}" for m, s in zip(mean, std, strict=True)
-        ]
-    return out
-
-
-def ledger(table: pd.DataFrame, profile: str, claims: Sequence[dict] = ()) -> pd.DataFrame:
-    """Each paper claim beside what this profile measured (``not run`` where not run); the rows
-    of ``claims`` (same columns; the convergence and RCS claims of
-    :func:`snnlib.study.report.ledger_claims`) go last."""
-    rows = []
-    base = table["dataset"].str.removesuffix(PARTIAL) if len(table) else None
-    for dataset, claim, low, high in CLAIMS:
-        sel = table[base == dataset] if len(table) else table
-        if len(sel) == 0:
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "claim": claim,
-                    "paper": f"{low}-{high}x",
-                    "measured": "not run",
-                    "scale": profile,
-                }
-            )
-            continue
-        for _, r in sel.iterrows():
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "claim": claim,
-                    "paper": f"{low}-{high}x",
-                    "measured": f"{r['topk_speedup_mean']:.2f}x (acc delta "
-                    f"{100 * r['topk_acc_delta_mean']:+.2f} pt), "
-                    f"{r['method']}/{r['arch']} alpha={r['alpha']:g}"
-                    + (" on a partial copy" if r["dataset"].endswith(PARTIAL) else ""),
-                    "scale": profile,
-                }
-            )
-    for _, r in table.iterrows() if len(table) else []:
-        name = r["dataset"].removesuffix(PARTIAL)
-        if name in {c[0] for c in CLAIMS}:
-            continue
-        kind = "embedded" if dataset_info(name).embedded else "recorded"
-        rows.append(
-            {
-                "dataset": r["dataset"],
-                "claim": f"not a paper dataset ({kind} data)",
-                "paper": "-",
-                "measured": f"{r['topk_speedup_mean']:.2f}x at "
-                f"{100 * r['topk_acc_delta_mean']:+.2f} pt, {r['method']} "
-                f"alpha={r['alpha']:g}",
-                "scale": profile,
-            }
-        )
-    return pd.DataFrame([*rows, *claims])
-
-
-def write_table(frame: pd.DataFrame, path_stem: Path) -> None:
-    """``<stem>.csv``, ``<stem>.md`` and ``<stem>.tex``, each written atomically."""
-    write_csv(path_stem.with_suffix(".csv"), frame)
-    atomic_write(path_stem.with_suffix(".md"), (frame.to_markdown(index=False) + "\n").encode())
-    atomic_write(path_stem.with_suffix(".tex"), frame.to_latex(index=False).encode())
+SMOKE_LABEL = "SMOKE RUN: a pipeline check, not a result"
 
 
 def save(fig: plt.Figure, path_stem: Path) -> None:
@@ -350,46 +165,32 @@ def exit_distributions(runs: list[dict], dataset: str, method: str) -> plt.Figur
     return grid.figure
 
 
-def make_all(
-    profile_dir: Path,
-    out_dir: Path | None = None,
-    declared: Sequence | None = None,
-    log=print,
-    claims: Sequence[dict] = (),
-) -> list[Path]:
-    """Write every figure and table of a profile; return the files written.
+def label_figure(fig: plt.Figure) -> plt.Figure:
+    """``fig`` with :data:`SMOKE_LABEL` written across it."""
+    fig.text(0.5, 0.5, SMOKE_LABEL, ha="center", va="center", rotation=20, fontsize=16,
+             color="red", alpha=0.35, transform=fig.transFigure)  # fmt: skip
+    return fig
 
-    ``declared``: the profile's configs (see :func:`select_runs`); what is missing or not
-    declared is logged, one line each. ``claims``: more ledger rows (see :func:`ledger`).
-    """
-    profile_dir = Path(profile_dir)
-    out_dir = Path(out_dir) if out_dir is not None else profile_dir
-    runs, coverage = select_runs(profile_dir, declared)
-    for line in coverage.report():
-        log(f"[figures] {line}")
-    if not runs:
-        raise ValueError(f"no finished runs under {profile_dir / 'runs'}")
+
+def save_labelled(fig: plt.Figure, path_stem: Path, smoke: bool) -> list[Path]:
+    """:func:`save`, with the smoke label on a figure of ``smoke`` runs; the files written."""
+    save(label_figure(fig) if smoke else fig, path_stem)
+    return [path_stem.with_suffix(".png"), path_stem.with_suffix(".svg")]
+
+
+def write_figures(runs: list[dict], out_dir: Path) -> list[Path]:
+    """Accuracy against timestep, trade-off and exits of every (dataset, method) under
+    ``out_dir / "figures"``; returns the files written."""
     written: list[Path] = []
-    table = summary_table(runs)
-    smoke = is_smoke(runs)  # then every table and figure says so
-    for stem, frame in (
-        ("summary", table),
-        ("summary_pretty", pretty(table)),
-        ("ledger", ledger(table, profile_dir.name, claims)),
-    ):
-        write_table(label_table(frame) if smoke else frame, out_dir / "tables" / stem)
-        written += [out_dir / "tables" / f"{stem}.{e}" for e in ("csv", "md", "tex")]
-    pairs = sorted({(r["config"]["dataset"], r["config"]["method"]) for r in runs})
-    for dataset, method in pairs:
+    smoke = is_smoke(runs)
+    for dataset, method in sorted({(r["config"]["dataset"], r["config"]["method"]) for r in runs}):
         for name, fn in (
             ("accuracy_vs_timestep", accuracy_vs_timestep),
             ("tradeoff", tradeoff),
             ("exits", exit_distributions),
         ):
             stem = out_dir / "figures" / f"{name}_{dataset}_{method}"
-            fig = fn(runs, dataset, method)
-            save(label_figure(fig) if smoke else fig, stem)
-            written += [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+            written += save_labelled(fn(runs, dataset, method), stem, smoke)
     return written
 
 

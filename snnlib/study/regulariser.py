@@ -35,8 +35,9 @@ import pandas as pd
 import seaborn as sns
 
 from snnlib.config import NON_IDENTITY
-from snnlib.study.figures import dataset_label, save, select_runs, write_table
+from snnlib.study.figures import save_labelled
 from snnlib.study.stats import paired_difference
+from snnlib.study.tables import dataset_label, label_table, write_table
 
 CONTROL = 0.0  # the α every other α is compared with
 SETTING = ("dataset", "method", "arch", "T")
@@ -237,10 +238,10 @@ def claim_verdict(verdicts: dict[str, str]) -> str:
     )
 
 
-def ledger_rows(runs: list[dict], profile: str) -> list[dict]:
-    """The ledger's RCS claim, one row per (setting, α > 0) with paired runs: the verdict of
-    :func:`claim_verdict` and the paired differences it rests on (95 % intervals)."""
-    table = paired_table(runs, log=lambda *_: None)
+def ledger_rows(table: pd.DataFrame, profile: str) -> list[dict]:
+    """The ledger's RCS claim, one row per (setting, α > 0) of the study ``table``
+    (:func:`paired_table`): the verdict of :func:`claim_verdict` and the paired differences it
+    rests on (95 % intervals)."""
     rows = []
     for (*key, alpha), sel in table.groupby([*SETTING, "alpha"], sort=True):
         by = sel.set_index("metric")
@@ -320,33 +321,19 @@ def figure(table: pd.DataFrame) -> plt.Figure:
 
 
 def write_study(
-    profile_dir: Path, out_dir: Path | None = None, declared: Sequence | None = None, log=print
+    table: pd.DataFrame, out_dir: Path, *, smoke: bool = False, log=print
 ) -> list[Path]:
-    """Write ``tables/regulariser.{csv,md,tex}`` and ``figures/regulariser.{png,svg}`` under
-    ``out_dir`` (default: the profile folder); return the files written.
-
-    ``declared``: the profile's configs, as for :func:`snnlib.study.figures.make_all`. Writes
-    nothing
-    (and says so) when no setting has paired runs at α = 0 and another α.
-    """
-    profile_dir = Path(profile_dir)
-    out_dir = Path(out_dir) if out_dir is not None else profile_dir
-    runs, coverage = select_runs(profile_dir, declared)
-    for line in coverage.report():
-        log(f"[regulariser] {line}")
-    table = paired_table(runs, log=log)
+    """Write the study ``table`` (:func:`paired_table`) as ``tables/regulariser.{csv,md,tex}``
+    and ``figures/regulariser.{png,svg}`` under ``out_dir``, marked when the runs are ``smoke``
+    runs; return the files written. Writes nothing (and says so) when the table is empty: no
+    setting has paired runs at α = 0 and another α."""
     if table.empty:
         log(
-            f"[regulariser] no setting under {profile_dir / 'runs'} has runs at α = 0 and at "
-            "another α on at least 2 common seeds: no regulariser table"
+            "[regulariser] no setting has runs at α = 0 and at another α on at least 2 common "
+            "seeds: no regulariser table"
         )
         return []
-    table_stem, figure_stem = (
-        out_dir / "tables" / "regulariser",
-        out_dir / "figures" / "regulariser",
-    )
-    write_table(table, table_stem)
-    save(figure(table), figure_stem)
-    return [table_stem.with_suffix(f".{e}") for e in ("csv", "md", "tex")] + [
-        figure_stem.with_suffix(f".{e}") for e in ("png", "svg")
-    ]
+    stem = out_dir / "tables" / "regulariser"
+    write_table(label_table(table) if smoke else table, stem)
+    written = [stem.with_suffix(f".{e}") for e in ("csv", "md", "tex")]
+    return written + save_labelled(figure(table), out_dir / "figures" / "regulariser", smoke)

@@ -1,10 +1,12 @@
-"""Every figure and table of a profile, from its run records only.
+"""Every figure and table of a profile, from its run records, each record read once.
 
-:func:`snnlib.study.figures.make_all` (summary tables, the ledger, accuracy against timestep, the
-trade-off and exit figures), :func:`snnlib.study.convergence.write_convergence` (converted runs
-against their ANN) and :func:`snnlib.study.regulariser.write_study` (paired differences
-across α, where runs pair up). ``python -m snnlib figures`` and ``90_figures`` call
-:func:`write_all`.
+:func:`write_all` selects the profile's runs (:func:`snnlib.pipeline.records.select_runs`),
+reports their coverage once, and hands the loaded records to every writer: the summary
+tables and the ledger (:mod:`snnlib.study.tables`), accuracy against timestep, the trade-off
+and exit figures (:mod:`snnlib.study.figures`), the converted runs against their ANN
+(:mod:`snnlib.study.convergence`) and the paired differences across α
+(:mod:`snnlib.study.regulariser`), whose bootstrap is computed once for its table and the
+ledger. ``python -m snnlib figures`` and ``90_figures`` call :func:`write_all`.
 """
 
 from __future__ import annotations
@@ -12,28 +14,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from snnlib.study import convergence
-from snnlib.study import regulariser as regulariser_study
-from snnlib.study.figures import make_all, select_runs
+import pandas as pd
+
+from snnlib.pipeline.records import select_runs
+from snnlib.study import convergence, figures, regulariser, tables
 
 
-def ledger_claims(runs: list[dict], profile: str) -> list[dict]:
-    """The ledger rows of the convergence claim and of the RCS claim (each α with paired
-    runs) for ``runs`` (see :func:`snnlib.study.figures.ledger`)."""
-    return convergence.ledger_rows(runs, profile) + regulariser_study.ledger_rows(runs, profile)
+def ledger_claims(runs: list[dict], profile: str, paired: pd.DataFrame) -> list[dict]:
+    """The ledger rows of the convergence claim of ``runs`` and of the RCS claim (each α of
+    the paired study table ``paired``, :func:`snnlib.study.regulariser.paired_table`); see
+    :func:`snnlib.study.tables.ledger`."""
+    return convergence.ledger_rows(runs, profile) + regulariser.ledger_rows(paired, profile)
 
 
 def write_all(
     profile_dir: Path, out_dir: Path | None = None, declared: Sequence | None = None, log=print
 ) -> list[Path]:
     """Write every figure and table of ``profile_dir`` under ``out_dir`` (default: the profile
-    folder); return the files written. ``declared``: see :func:`snnlib.study.figures.select_runs`.
+    folder); return the files written. ``declared``: see
+    :func:`snnlib.pipeline.records.select_runs`; what is missing or not declared is logged.
 
     The ledger carries, after the paper's speed-up claims, the convergence claim of the
     converted runs and the RCS claim of each α with paired runs (what was measured, failed
     claims included)."""
     profile_dir = Path(profile_dir)
-    runs, _ = select_runs(profile_dir, declared)
-    written = make_all(profile_dir, out_dir, declared, log, ledger_claims(runs, profile_dir.name))
-    written += convergence.write_convergence(profile_dir, out_dir, declared, log)
-    return written + regulariser_study.write_study(profile_dir, out_dir, declared, log)
+    out_dir = Path(out_dir) if out_dir is not None else profile_dir
+    runs, coverage = select_runs(profile_dir, declared)
+    for line in coverage.report():
+        log(f"[figures] {line}")
+    if not runs:
+        raise ValueError(f"no finished runs under {profile_dir / 'runs'}")
+    paired = regulariser.paired_table(runs, log=log)
+    claims = ledger_claims(runs, profile_dir.name, paired)
+    written = tables.write_tables(runs, out_dir, profile_dir.name, claims)
+    written += figures.write_figures(runs, out_dir)
+    written += convergence.write_convergence(runs, out_dir, log)
+    return written + regulariser.write_study(paired, out_dir, smoke=tables.is_smoke(runs), log=log)
