@@ -34,6 +34,8 @@ NON_IDENTITY = ("device", "out_dir", "profile", "data_root", "workers", "progres
 # Fields that only a converting method reads: the digest of a direct-training run leaves them out.
 CONVERSION_ONLY = ("lam_rule", "lam_percentile")
 
+DEFAULT_EPSILONS = tuple(i / 100 for i in range(10))  # the Top-K ε grid 0.00..0.09 (§1.7.3)
+
 
 class ConfigError(ValueError):
     """A config with one or more problems (``.problems``).
@@ -71,7 +73,7 @@ class Config:
     tet_lamb: float = 1e-3
     tet_phi: float = 1.0
     decay: float = 0.5  # LIF decay for direct training
-    epsilons: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(10))
+    epsilons: tuple[float, ...] = DEFAULT_EPSILONS
     bins: int = 100
     max_acc_drop: float = 0.005  # operating point: largest ε within this drop on calib
     calibration: str = "split"  # "split": held-out calib split; "train-dropout": the paper's

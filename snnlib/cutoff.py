@@ -11,10 +11,11 @@ same ``stop`` on stored outputs ``[T, N, K]``, so the offline evaluation and the
 one implementation. The exit of sample ``n`` is the first ``t`` whose ``stop`` is true, else
 ``T``. Rules: :class:`TopK` (the paper), :class:`FixedT`, :class:`Confidence` (SEENN-I,
 Dynamic Confidence), :class:`Entropy` (DT-SNN). The oracle (OCT, docs/method.md §1.6) needs labels
-and the future, so it is offline only: :func:`oracle_exit`.
+and the future, so it is offline only: :func:`snnlib.metrics.oct`.
 
-Sweeps (:func:`sweep`, :func:`epsilon_sweep`) give one row per parameter with the columns of
-the run record's ``cutoff.csv`` (:data:`CUTOFF_COLUMNS`). Inputs follow :mod:`snnlib.metrics`:
+Sweeps (:func:`sweep`, :func:`epsilon_sweep`, :func:`evaluate_rules`) give one row per
+parameter with the columns of the run record's ``cutoff.csv`` (:data:`CUTOFF_COLUMNS`); what
+each policy sweeps is one table, :data:`POLICIES`. Inputs follow :mod:`snnlib.metrics`:
 numpy or torch in, numpy out, timesteps 1-based, accuracies as fractions.
 """
 
@@ -30,25 +31,19 @@ import pandas as pd
 import torch
 
 from snnlib import checks
+from snnlib.config import DEFAULT_EPSILONS
 from snnlib.metrics import (
-    _exit_accuracy,
-    _fraction,
-    _oct_from_correct,
     as_labels,
     as_outputs,
     check_t,
     correct_per_timestep,
-    oct,
+    exit_accuracy,
+    fraction,
+    oct_from_correct,
     suffix_correct,
 )
-from snnlib.metrics import evaluate_exits as evaluate_exits  # re-exported: cutoff.evaluate_exits
-from snnlib.metrics import predict_at_exit as predict_at_exit
 
 CUTOFF_COLUMNS = ("policy", "parameter", "accuracy", "avg_timestep", "speedup", "acc_delta")
-POLICIES = ("topk", "fixed", "confidence", "entropy", "oracle")
-DEFAULT_EPSILONS = tuple(i / 100 for i in range(10))  # 0.00..0.09, as SRC scripts/evaluation.py
-DEFAULT_CONFIDENCE = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
-DEFAULT_ENTROPY = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.001)
 
 
 class StoppingRule(Protocol):
@@ -223,11 +218,6 @@ def exit_steps(rule: StoppingRule, cum_outputs) -> np.ndarray:
     return _exit_steps(rule, as_outputs(cum_outputs)).numpy()
 
 
-def oracle_exit(cum_outputs, labels) -> np.ndarray:
-    """The oracle rule: exit at the OCT (:func:`snnlib.metrics.oct`). Offline only."""
-    return oct(cum_outputs, labels)
-
-
 # ----------------------------------------------------------------------------- Top-K
 def topk_gap(cum_outputs) -> np.ndarray:
     """``Y_gap(t, n) = Top1(Y(t, n)) − Top2(Y(t, n))``, ``float64 [T, N]`` (docs/method.md §1.7)."""
@@ -313,21 +303,56 @@ def topk_exit(cum_outputs, betas) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- sweeps
-def _topk_rules(calib_outputs, calib_labels, shape, epsilons, bins):
+@dataclass(frozen=True)
+class Policy:
+    """What :func:`sweep` does for one policy: the rule class (``None``: the oracle, which has
+    no rule), its default parameters (``None``: ``1..T`` for a rule, none for the oracle),
+    whether its rules are calibrated (Top-K: β per ε) and whether it takes rule options."""
+
+    rule: type | None
+    defaults: tuple[float, ...] | None
+    calibrated: bool = False
+    options: bool = False
+
+
+POLICIES = {
+    "topk": Policy(TopK, DEFAULT_EPSILONS, calibrated=True),
+    "fixed": Policy(FixedT, None),
+    "confidence": Policy(Confidence, (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999), options=True),
+    "entropy": Policy(Entropy, (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.001), options=True),
+    "oracle": Policy(None, None),
+}
+
+
+def topk_rules(calib_outputs, calib_labels, epsilons=None, bins: int = 100) -> list[tuple]:
+    """One :class:`TopK` rule per ε (default :data:`snnlib.config.DEFAULT_EPSILONS`), each
+    calibrated on the calibration outputs as :func:`calibrate_topk` does; ``C(t, β)`` is
+    computed once for all of them. Returns ``[(ε, rule), ...]``."""
     if calib_outputs is None or calib_labels is None:
         raise ValueError("policy 'topk' needs calib_outputs and calib_labels")
     xc = as_outputs(calib_outputs, "calib_outputs")
-    if xc.shape[0] != shape[0] or xc.shape[2] != shape[2]:
-        raise ValueError(
-            f"calib_outputs must have the test outputs' T={shape[0]} and K={shape[2]}; "
-            f"got shape {tuple(xc.shape)}"
-        )
     c, grid = _confidence_rate(
-        xc, as_labels(calib_labels, xc.shape[1], shape[2], "calib_labels"), check_bins(bins)
+        xc, as_labels(calib_labels, xc.shape[1], xc.shape[2], "calib_labels"), check_bins(bins)
     )
     _warn_if_flat(grid)
     eps = [check_epsilon(e) for e in (DEFAULT_EPSILONS if epsilons is None else epsilons)]
     return [(e, TopK(_select_betas(c, grid, e))) for e in eps]
+
+
+def evaluate_rules(policy: str, rules, test_outputs, test_labels) -> pd.DataFrame:
+    """One row of :data:`CUTOFF_COLUMNS` (plus ``betas``) per ``(parameter, rule)`` of
+    ``rules`` on the test outputs; a rule ``None`` is the oracle (exit at the OCT)."""
+    x = as_outputs(test_outputs, "test_outputs")
+    t_max, n, k = x.shape
+    correct = correct_per_timestep(x, as_labels(test_labels, n, k, "test_labels"))
+    acc_t_max = fraction(correct[-1])
+    rows = []
+    for parameter, rule in rules:
+        steps = oct_from_correct(correct) if rule is None else _exit_steps(rule, x)
+        acc, avg = exit_accuracy(correct, steps), float(steps.double().mean())
+        betas = rule.betas if isinstance(rule, TopK) else None
+        rows.append((policy, float(parameter), acc, avg, t_max / avg, acc - acc_t_max, betas))
+    return pd.DataFrame(rows, columns=[*CUTOFF_COLUMNS, "betas"])
 
 
 def sweep(
@@ -343,14 +368,14 @@ def sweep(
 ) -> pd.DataFrame:
     """Evaluate one policy over a range of its parameter on the test outputs.
 
-    ``policy`` and its ``parameter`` (defaults in brackets):
+    ``policy`` and its ``parameter`` (defaults from :data:`POLICIES`):
 
-    - ``"topk"``: ε [``DEFAULT_EPSILONS`` = 0.00..0.09]; needs ``calib_outputs`` and
-      ``calib_labels``. ``C`` is computed once and β re-selected per ε (the official scripts
+    - ``"topk"``: ε [0.00..0.09]; needs ``calib_outputs`` and ``calib_labels``. ``C`` is
+      computed once and β re-selected per ε (:func:`topk_rules`; the official scripts
       recalibrate for each ε, with the same result).
     - ``"fixed"``: ``t`` [1..T];
-    - ``"confidence"``: threshold [``DEFAULT_CONFIDENCE``]; ``"entropy"``: threshold
-      [``DEFAULT_ENTROPY``]; ``rule_options`` (``temperature``, ``logits``) go to the rule;
+    - ``"confidence"``, ``"entropy"``: threshold; ``rule_options`` (``temperature``,
+      ``logits``) go to the rule;
     - ``"oracle"``: no parameter (``params`` must be None); one row, ``parameter = nan``.
 
     Returns a DataFrame with :data:`CUTOFF_COLUMNS` (what ``cutoff.csv`` holds:
@@ -358,38 +383,29 @@ def sweep(
     (the tuple ``β_t`` for Top-K rows, None otherwise; leave it out of the CSV).
     """
     if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}; got {policy!r}")
-    if policy != "topk" and (calib_outputs is not None or calib_labels is not None):
+        raise ValueError(f"policy must be one of {tuple(POLICIES)}; got {policy!r}")
+    spec = POLICIES[policy]
+    if not spec.calibrated and (calib_outputs is not None or calib_labels is not None):
         raise ValueError(f"calib_outputs/labels are only used by 'topk'; got policy {policy!r}")
-    if policy not in ("confidence", "entropy") and rule_options:
+    if not spec.options and rule_options:
         raise ValueError(f"options {sorted(rule_options)} do not apply to policy {policy!r}")
-    if policy == "oracle" and params is not None:
-        raise ValueError(f"policy 'oracle' takes no params; got {params!r}")
+    if spec.rule is None and params is not None:
+        raise ValueError(f"policy {policy!r} takes no params; got {params!r}")
     x = as_outputs(test_outputs, "test_outputs")
-    t_max, n, k = x.shape
-    correct = correct_per_timestep(x, as_labels(test_labels, n, k, "test_labels"))
-
-    if policy == "topk":
-        rules = _topk_rules(calib_outputs, calib_labels, x.shape, params, bins)
-    elif policy == "fixed":
-        rules = [(p, FixedT(p)) for p in (range(1, t_max + 1) if params is None else params)]
-    elif policy in ("confidence", "entropy"):
-        cls, default = {
-            "confidence": (Confidence, DEFAULT_CONFIDENCE),
-            "entropy": (Entropy, DEFAULT_ENTROPY),
-        }[policy]
-        rules = [(p, cls(p, **rule_options)) for p in (default if params is None else params)]
-    else:
+    if spec.calibrated:
+        xc = None if calib_outputs is None else as_outputs(calib_outputs, "calib_outputs")
+        if xc is not None and (xc.shape[0] != x.shape[0] or xc.shape[2] != x.shape[2]):
+            raise ValueError(
+                f"calib_outputs must have the test outputs' T={x.shape[0]} and K={x.shape[2]}; "
+                f"got shape {tuple(xc.shape)}"
+            )
+        rules = topk_rules(xc, calib_labels, params, bins)
+    elif spec.rule is None:
         rules = [(math.nan, None)]
-
-    acc_t_max = _fraction(correct[-1])
-    rows = []
-    for parameter, rule in rules:
-        steps = _oct_from_correct(correct) if rule is None else _exit_steps(rule, x)
-        acc, avg = _exit_accuracy(correct, steps), float(steps.double().mean())
-        betas = rule.betas if isinstance(rule, TopK) else None
-        rows.append((policy, float(parameter), acc, avg, t_max / avg, acc - acc_t_max, betas))
-    return pd.DataFrame(rows, columns=[*CUTOFF_COLUMNS, "betas"])
+    else:
+        default = range(1, x.shape[0] + 1) if spec.defaults is None else spec.defaults
+        rules = [(p, spec.rule(p, **rule_options)) for p in (default if params is None else params)]
+    return evaluate_rules(policy, rules, x, test_labels)
 
 
 def epsilon_sweep(

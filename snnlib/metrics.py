@@ -118,7 +118,7 @@ def _positive(value, name: str) -> float:
 
 
 # ----------------------------------------------------------------------------- tensor cores
-def _fraction(mask: torch.Tensor) -> float:
+def fraction(mask: torch.Tensor) -> float:
     """Share of True entries, as ``count / N`` (the same float for the same count everywhere)."""
     return int(mask.sum()) / mask.numel()
 
@@ -134,14 +134,16 @@ def suffix_correct(correct: torch.Tensor) -> torch.Tensor:
     return flipped.cumprod(dim=0).flip(0).bool()
 
 
-def _oct_from_correct(correct: torch.Tensor) -> torch.Tensor:
+def oct_from_correct(correct: torch.Tensor) -> torch.Tensor:
+    """OCT (§1.6) from ``correct`` ``[T, N]`` (:func:`correct_per_timestep`): ``int64 [N]``."""
     t_max = correct.shape[0]
     trailing = suffix_correct(correct).sum(dim=0)  # length of the correct run that ends at T
     return t_max + 1 - trailing.clamp(min=1)
 
 
-def _exit_accuracy(correct: torch.Tensor, steps: torch.Tensor) -> float:
-    return _fraction(correct[steps - 1, torch.arange(correct.shape[1])])
+def exit_accuracy(correct: torch.Tensor, steps: torch.Tensor) -> float:
+    """Accuracy of the predictions at ``steps`` (``[N]``, 1-based) given ``correct`` ``[T, N]``."""
+    return fraction(correct[steps - 1, torch.arange(correct.shape[1])])
 
 
 # ----------------------------------------------------------------------------- public metrics
@@ -158,7 +160,7 @@ def accuracy_per_timestep(cum_outputs, labels) -> np.ndarray:
     x = as_outputs(cum_outputs)
     y = as_labels(labels, x.shape[1], x.shape[2])
     correct = correct_per_timestep(x, y)
-    return np.array([_fraction(c) for c in correct], dtype=np.float64)
+    return np.array([fraction(c) for c in correct], dtype=np.float64)
 
 
 def oct(cum_outputs, labels) -> np.ndarray:
@@ -170,7 +172,7 @@ def oct(cum_outputs, labels) -> np.ndarray:
     """
     x = as_outputs(cum_outputs)
     y = as_labels(labels, x.shape[1], x.shape[2])
-    return _oct_from_correct(correct_per_timestep(x, y)).numpy()
+    return oct_from_correct(correct_per_timestep(x, y)).numpy()
 
 
 def predict_at_exit(cum_outputs, exit_steps) -> np.ndarray:
@@ -185,7 +187,7 @@ def evaluate_exits(cum_outputs, labels, exit_steps) -> tuple[float, float]:
     x = as_outputs(cum_outputs)
     y = as_labels(labels, x.shape[1], x.shape[2])
     steps = as_steps(exit_steps, x.shape[0], x.shape[1])
-    return _exit_accuracy(correct_per_timestep(x, y), steps), float(steps.double().mean())
+    return exit_accuracy(correct_per_timestep(x, y), steps), float(steps.double().mean())
 
 
 def average_timestep(exit_steps, t_max: int | None = None) -> float:

@@ -161,7 +161,17 @@ def test_every_rule_exits_within_1_to_t(run, data):
         assert steps.dtype == np.int64 and steps.shape == labels.shape
         assert steps.min() >= 1 and steps.max() <= t_max, rule
     assert (cutoff.exit_steps(cutoff.FixedT(t_fixed), y_cum) == t_fixed).all()
-    assert (cutoff.oracle_exit(y_cum, labels) == metrics.oct(y_cum, labels)).all()
+    oracle = cutoff.sweep("oracle", y_cum, labels)
+    assert oracle["avg_timestep"].item() == float(metrics.oct(y_cum, labels).astype(float).mean())
+
+
+@SETTINGS
+@given(runs(), st.lists(EPSILONS, min_size=1, max_size=4), st.integers(2, 12))
+def test_topk_rules_calibrate_each_epsilon_as_calibrate_topk_does(run, epsilons, bins):
+    """``topk_rules`` computes C(t, β) once for every ε; each rule's β equals the one-ε path."""
+    y_cum, labels = run
+    for eps, rule in cutoff.topk_rules(y_cum, labels, epsilons, bins):
+        np.testing.assert_array_equal(rule.betas, cutoff.calibrate_topk(y_cum, labels, eps, bins))
 
 
 @SETTINGS

@@ -99,30 +99,24 @@ def with_spike_dropout(model: nn.Module, p: float) -> nn.Module:
     return net
 
 
-def choose_epsilon(calib_outputs, calib_labels, epsilons, bins: int, max_drop: float) -> float:
-    """The operating point, chosen without test data: the largest ε whose Top-K accuracy on
-    the calibration outputs stays within ``max_drop`` of their accuracy at ``T_max``."""
-    table = cutoff.sweep(
-        "topk",
-        calib_outputs,
-        calib_labels,
-        epsilons,
-        calib_outputs=calib_outputs,
-        calib_labels=calib_labels,
-        bins=bins,
-    )
+def choose_epsilon(rules, calib_outputs, calib_labels, max_drop: float) -> tuple[float, tuple]:
+    """The operating point, chosen without test data: of the calibrated Top-K ``rules``
+    (:func:`snnlib.cutoff.topk_rules`), the largest ε whose accuracy on the calibration
+    outputs stays within ``max_drop`` of their accuracy at ``T_max`` (else the smallest ε);
+    returns ``(ε, β)``."""
+    table = cutoff.evaluate_rules("topk", rules, calib_outputs, calib_labels)
     ok = table[table["acc_delta"] >= -max_drop - 1e-12]
-    return float(ok["parameter"].max()) if len(ok) else float(min(epsilons))
+    eps = float(ok["parameter"].max()) if len(ok) else min(e for e, _ in rules)
+    return eps, dict(rules)[eps].betas
 
 
-def operating_point(calib, calib_labels, test, labels, epsilons, bins: int, max_drop: float):
+def operating_point(rules, calib, calib_labels, test, labels, max_drop: float):
     """The Top-K cutoff at its operating point: ``(ε, β, test accuracy, average timestep)``,
-    ε chosen by :func:`choose_epsilon` and β calibrated on the calibration outputs, both
-    without test data, then applied to the test outputs."""
-    eps = choose_epsilon(calib, calib_labels, epsilons, bins, max_drop)
-    betas = cutoff.calibrate_topk(calib, calib_labels, eps, bins)
+    ε and β chosen by :func:`choose_epsilon` among the calibrated ``rules`` without test
+    data, then applied to the test outputs."""
+    eps, betas = choose_epsilon(rules, calib, calib_labels, max_drop)
     accuracy, avg = metrics.evaluate_exits(test, labels, cutoff.topk_exit(test, betas))
-    return eps, betas, accuracy, avg
+    return eps, np.asarray(betas), accuracy, avg
 
 
 def summarise(arrays: dict, epsilons, bins: int = 100, max_drop: float = 0.005):
@@ -132,13 +126,12 @@ def summarise(arrays: dict, epsilons, bins: int = 100, max_drop: float = 0.005):
     t_max = test.shape[0]
     acc = metrics.accuracy_per_timestep(test, labels)
     per_timestep = pd.DataFrame({"timestep": range(1, t_max + 1), "accuracy": acc})
-    tables = [cutoff.epsilon_sweep(calib, calib_labels, test, labels, epsilons, bins)]
+    rules = cutoff.topk_rules(calib, calib_labels, epsilons, bins)  # C(t, β) once per run
+    tables = [cutoff.evaluate_rules("topk", rules, test, labels)]
     tables += [cutoff.sweep(p, test, labels) for p in ("fixed", "confidence", "entropy", "oracle")]
     cutoff_table = pd.concat(tables, ignore_index=True)[list(cutoff.CUTOFF_COLUMNS)]
 
-    eps, betas, top_acc, avg = operating_point(
-        calib, calib_labels, test, labels, epsilons, bins, max_drop
-    )
+    eps, betas, top_acc, avg = operating_point(rules, calib, calib_labels, test, labels, max_drop)
     best_t, best_acc = metrics.best_fixed_t(acc)
     summary = {
         "T_max": t_max,

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from snnlib import metrics
+from snnlib import cutoff, metrics
 from snnlib.experiment import load_snn, paper_calibration_data
 from snnlib.pipeline import records
 from snnlib.pipeline.evaluate import collect_outputs, operating_point
@@ -31,8 +31,9 @@ CALIBRATIONS = ("split", "train-dropout")
 
 
 def _apply(config, calib_outputs, calib_labels, test, labels) -> dict:
+    rules = cutoff.topk_rules(calib_outputs, calib_labels, config.epsilons, config.bins)
     eps, _, accuracy, avg = operating_point(
-        calib_outputs, calib_labels, test, labels, config.epsilons, config.bins, config.max_acc_drop
+        rules, calib_outputs, calib_labels, test, labels, config.max_acc_drop
     )
     return {"epsilon": eps, "topk_accuracy": accuracy, "topk_avg_timestep": avg}
 
