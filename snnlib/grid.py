@@ -170,6 +170,9 @@ def execute(config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK
             progress_bar=False,
             stdout_file=None if log is None else _Lines(log),
             kernel_manager_class=_local_kernel_manager(sockets),
+            # stop the kernel at once when its cells are done or Ctrl-C stopped them: a graceful
+            # stop of a busy kernel races the removal of its sockets and prints a traceback
+            shutdown_kernel="immediate",
         )
     return out
 

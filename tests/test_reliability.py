@@ -213,6 +213,16 @@ def test_ctrl_c_ends_with_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "interrupted; rerun the same command to resume"
     assert not any("Traceback" in line for line in err)
+
+    class KernelInterrupted(Exception):  # how papermill reports Ctrl-C inside the notebook
+        ename, evalue = "KeyboardInterrupt", ""
+
+    def kernel_interrupted(*_, **__):
+        raise KernelInterrupted
+
+    monkeypatch.setattr(grid, "execute", kernel_interrupted)
+    assert main(argv) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted; rerun the same command to resume")
     monkeypatch.setattr("snnlib.__main__.dispatch", interrupted)
     assert main(["figures", str(QUICK)]) == 130
     assert capsys.readouterr().err == "interrupted; rerun the same command to resume\n"
