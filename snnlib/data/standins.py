@@ -321,7 +321,7 @@ def refuse_in_real_run(root: str | os.PathLike | None, smoke: bool) -> None:
     legacy = (path / LEGACY_MARKER).is_file()
     if not (legacy or is_standin_root(path)):
         return
-    why = f"it carries {LEGACY_MARKER}" if legacy else "a smoke folder's stand-ins"
+    why = f"it carries {LEGACY_MARKER}" if legacy else f"it is a smoke folder's {FOLDER}/"
     also = f"; if it really holds the published release, delete {path / LEGACY_MARKER}"
     raise StandInError(
         f"data_root={str(root)!r} holds synthetic stand-ins ({why}), random data that only a "
