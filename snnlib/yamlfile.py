@@ -129,6 +129,8 @@ def parse_yaml(text: str, source: str) -> Any:
         raise YAMLFileError(f"{source}: {err}") from None
     except yaml.YAMLError as err:
         raise YAMLFileError(f"{source}: not valid YAML: {err}") from None
+    except RecursionError:
+        raise YAMLFileError(f"{source}: nested too deeply to read; flatten it") from None
     finally:
         loader.dispose()
 

@@ -141,6 +141,11 @@ def test_an_alias_bomb_fails_fast(tmp_path):
     assert time.perf_counter() - start < 1 and len(str(err.value)) < 500
 
 
+def test_deep_nesting_is_named(tmp_path):
+    with pytest.raises(YAMLFileError, match=r"d.yaml: nested too deeply"):
+        load_yaml(_yaml(tmp_path, "T: " + "[" * 5000 + "]" * 5000 + "\n", "d.yaml"))
+
+
 def test_an_error_about_a_big_value_is_short():
     row = ["x" * 10] * 100
     value = [row] * 100  # 10,000 strings, 140 kB as a repr
