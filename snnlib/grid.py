@@ -231,7 +231,10 @@ def thread_warning(configs: list[Config]) -> str | None:
 
     from snnlib.train import select_device
 
-    if select_device(configs[0].device).type != "cpu":  # the count changes CPU sums only
+    try:
+        if select_device(configs[0].device).type != "cpu":  # the count changes CPU sums only
+            return None
+    except ValueError:  # e.g. device=cuda without CUDA: each run reports it
         return None
     counts: dict[int, int] = {}
     for config in configs:
