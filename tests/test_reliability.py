@@ -71,7 +71,9 @@ def test_the_suites_own_cifar_standins_are_read_after_their_digests_match(tmp_pa
     root = write_standins(tmp_path / "p-smoke" / "standins", ["cifar10"])
     assert len(data.get_dataset("cifar10", "test", root=root)) == 20
     (root / "cifar-10-batches-py" / "test_batch").write_bytes(b"\x80\x04N.")  # pickled None
-    with pytest.raises(data.CorruptSampleError, match="MD5"):
+    with pytest.raises(
+        data.CorruptSampleError, match=rf"MD5.*delete {root} and rerun with --smoke"
+    ):
         data.get_dataset("cifar10", "test", root=root)
 
 

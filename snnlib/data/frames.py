@@ -95,8 +95,10 @@ def cifar_dataset(name: str, split: str, *, root: Path, download: bool, augment:
     unpickled only once their MD5s match: the release's, or under a smoke folder's stand-ins
     (:func:`snnlib.data.standins.is_standin_root`) those of the suite's own stand-ins."""
     cls = CIFAR_CLASSES[name]
+    fix = f"delete the folder and pass download=True, or re-download {cls.url}"
     if is_standin_root(root):
         cls = _with_md5(cls, cifar_md5(name))
+        fix = f"delete {root} and rerun with --smoke to write the stand-ins again"
     folder = root / cls.base_folder
     files = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
     missing = [f for f in files if not (folder / f).is_file()]
@@ -118,8 +120,7 @@ def cifar_dataset(name: str, split: str, *, root: Path, download: bool, augment:
     except RuntimeError as err:  # torchvision's MD5 check failed
         raise CorruptSampleError(
             f"{name}: the files in '{folder}' failed torchvision's integrity (MD5) check "
-            f"({err}), so none was unpickled; delete the folder and pass download=True, or "
-            f"re-download {cls.url}"
+            f"({err}), so none was unpickled; {fix}"
         ) from err
     if split == "test":
         return data
