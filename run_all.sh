@@ -138,8 +138,10 @@ case $mode in
         status=0
         echo "[run_all] profile $profile$label with $threads CPU thread(s) per run"
         "$PY" -m snnlib grid "configs/$profile.yaml" "${grid_args[@]}" || status=$?
+        [[ $status -ne 130 ]] || exit 130  # Ctrl-C (it said so): stop here, a rerun resumes
         # the runs the profile declares, under its out_dir (a failed figures step counts too)
         "$PY" -m snnlib figures "configs/$profile.yaml" "${figures_args[@]}" || status=$((status == 0 ? $? : status))
+        [[ $status -ne 130 ]] || exit 130
         if [[ $calibration -eq 1 ]]; then
             # the paper's Top-K calibration against the held-out one (evaluation of the trained runs)
             "$PY" -m snnlib calibration "configs/$profile.yaml" "${figures_args[@]}" "${calibration_args[@]}" || status=$((status == 0 ? $? : status))

@@ -12,7 +12,8 @@ python -m snnlib demo [key=value ...]                               a few-minute
 A run whose config names no ``profile`` goes to ``results/scratch/``, never into a named
 profile. Errors are one short message; ``--debug`` shows the traceback. Exit status: 0 done,
 1 failed (a run, or another process holds the run), 2 a usage error (arguments, config, YAML,
-missing or incomplete data).
+missing or incomplete data, stand-ins outside a smoke run), 130 interrupted (Ctrl-C: finished
+runs are kept and an interrupted one resumes when the same command is run again).
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ import sys
 from pathlib import Path
 
 from snnlib.config import Config, ConfigError, parse_overrides
-from snnlib.data.errors import DatasetNotFoundError
+from snnlib.data.errors import DatasetNotFoundError, StandInError
 from snnlib.data.validate import IncompleteDatasetError
 from snnlib.tools import paths
 from snnlib.tools.yamlfile import YAMLFileError, load_yaml
 
-USAGE_ERRORS = (ConfigError, YAMLFileError, DatasetNotFoundError, IncompleteDatasetError)
+USAGE_ERRORS = (
+    ConfigError,
+    YAMLFileError,
+    DatasetNotFoundError,
+    IncompleteDatasetError,
+    StandInError,
+)
+INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
 def load_config(path: str | None, overrides: list[str]) -> Config:
@@ -213,6 +221,7 @@ def grid_command(args: argparse.Namespace) -> int:
         then = f"python -m snnlib figures {args.profile}" + " --smoke" * args.smoke
         print(f"# {len(configs)} commands, one a run; once they are done: {then}", file=sys.stderr)
         return 0
+    print(f"[grid] writing the records under {configs[0].run_dir.parent.parent.resolve()}")
     if args.smoke:
         from snnlib.pipeline.smoke import with_data
 
@@ -254,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
         return dispatch(args)
+    except KeyboardInterrupt:  # Ctrl-C: records are written atomically, a rerun resumes
+        if args.debug:
+            raise
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     except Exception as err:
         if args.debug:
             raise

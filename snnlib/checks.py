@@ -20,6 +20,8 @@ True
 >>> folder_name("profile", "../quick")
 Traceback (most recent call last):
 ValueError: profile must be a plain folder name ([A-Za-z0-9._-], not . or ..); got '../quick'
+>>> shown(list(range(1000)))
+'[0, 1, 2, 3, ...]'
 """
 
 from __future__ import annotations
@@ -27,10 +29,20 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import reprlib
 from collections.abc import Collection
 from typing import TypeVar
 
 V = TypeVar("V")
+
+# a value in a message is shown short: a huge one (an expanded YAML alias) would fill memory
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring = 2, 4, 4, 40
+
+
+def shown(value) -> str:
+    """``repr(value)``, cut short (two levels of a few items, strings to 40 characters)."""
+    return _SHORT.repr(value)
 
 
 def _bounds(low, high, low_open: bool, high_open: bool) -> str:

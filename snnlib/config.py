@@ -146,7 +146,7 @@ class Config:
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                problems.append(f"unknown key {key!r}{hint}")
+                problems.append(f"unknown key {checks.shown(key)}{hint}")
                 continue
             try:
                 kwargs[key] = _coerce(key, value, getattr(cls, key, None))
@@ -180,7 +180,9 @@ class Config:
 # what each field allows; checks.py raises ValueError naming the field, the value and the rule
 def _epsilons(name: str, value) -> None:
     if not isinstance(value, (tuple, list)) or len(value) == 0:
-        raise ValueError(f"{name} must be a non-empty list of numbers in [0, 1); got {value!r}")
+        raise ValueError(
+            f"{name} must be a non-empty list of numbers in [0, 1); got {checks.shown(value)}"
+        )
     for e in value:
         checks.number(f"each of {name}", e, low=0, high=1, high_open=True)
 
@@ -272,7 +274,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if isinstance(value, (int, float)):
             value = [value]
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"epsilons={value!r}: expected a list of floats")
+            raise TypeError(f"epsilons={checks.shown(value)}: expected a list of floats")
         return tuple(float(v) for v in value)
     if key == "data_root":
         return None if value in (None, "", "none", "None") else str(value)
@@ -281,22 +283,22 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise TypeError(f"{key}={value!r}: expected true/false")
+        raise TypeError(f"{key}={checks.shown(value)}: expected true/false")
     if kind is int:
         if isinstance(value, bool) or not (
             isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())
         ):
-            raise TypeError(f"{key}={value!r}: expected an integer")
+            raise TypeError(f"{key}={checks.shown(value)}: expected an integer")
         return int(value)
     if kind is float:
         if isinstance(value, bool):
-            raise TypeError(f"{key}={value!r}: expected a number")
+            raise TypeError(f"{key}={checks.shown(value)}: expected a number")
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise TypeError(f"{key}={value!r}: expected a number") from None
+            raise TypeError(f"{key}={checks.shown(value)}: expected a number") from None
     if kind is str and not isinstance(value, str):
-        raise TypeError(f"{key}={value!r}: expected a string")
+        raise TypeError(f"{key}={checks.shown(value)}: expected a string")
     return value
 
 
@@ -307,13 +309,17 @@ def _message(problems: list[str]) -> str:
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["alpha=0.003", "epochs=2"]`` -> dict, values parsed as YAML scalars."""
-    import yaml
+    """``["alpha=0.003", "epochs=2"]`` -> dict, values read as YAML (strictly, as config files
+    are: :func:`snnlib.tools.yamlfile.parse_yaml`); an error names the override."""
+    from snnlib.tools.yamlfile import YAMLFileError, parse_yaml
 
     out = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {pair!r}: expected key=value")
-        out[key.strip()] = yaml.safe_load(raw)
+        try:
+            out[key.strip()] = parse_yaml(raw, f"override {pair!r}")
+        except YAMLFileError as err:
+            raise ConfigError(str(err)) from None
     return out

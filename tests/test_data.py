@@ -21,13 +21,13 @@ from snnlib import data
 from snnlib.data import embedded, emulated_dvs, frames, framing, splits
 from snnlib.data.errors import CorruptSampleError, DatasetNotFoundError
 from snnlib.data.standins import (
-    MARKER,
-    MARKER_TEXT,
+    CIFAR_PER_BATCH,
     write_cifar,
     write_cifar10_dvs,
     write_dvs_gesture,
     write_ncaltech101,
     write_nmnist,
+    write_standins,
     write_tiny_imagenet,
 )
 
@@ -351,12 +351,15 @@ def test_nmnist_subset_names_missing_files(tmp_path):
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_cifar_pickle_batches(tmp_path, name):
-    folder = write_cifar(tmp_path, name, n_per_batch=40 if name == "cifar10" else 1000)
-    (tmp_path / MARKER).write_text(MARKER_TEXT)  # stand-ins: torchvision skips only its MD5 check
-    before = listing(tmp_path)
-    train, calib, test = (data.get_dataset(name, s, root=tmp_path) for s in data.SPLITS)
-    # cifar10: 5 train batches of 40 (4 per class); cifar100: one "train" file (10 per class)
-    n_train, n_calib, n_test = (200, 20, 40) if name == "cifar10" else (1000, 100, 1000)
+    # the suite's own stand-ins: torchvision checks them against their MD5s, not the release's
+    root = write_standins(tmp_path / "p-smoke" / "standins", [name])
+    folder = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+    before = listing(root)
+    train, calib, test = (data.get_dataset(name, s, root=root) for s in data.SPLITS)
+    # cifar10: 5 train batches of 20 (10 per class, 1 to calib); cifar100: one "train" file
+    # (6 per class, 1 to calib)
+    n = CIFAR_PER_BATCH[name]
+    n_train, n_calib, n_test = (5 * n, 10, n) if name == "cifar10" else (n, 100, n)
     assert (len(train) + len(calib), len(calib), len(test)) == (n_train, n_calib, n_test)
     assert not set(train.indices) & set(calib.indices)
     test_file = folder / ("test" if name == "cifar100" else "test_batch")
@@ -370,7 +373,7 @@ def test_cifar_pickle_batches(tmp_path, name):
     augmented, _ = train[0]  # crop, flip, AutoAugment, normalise, Cutout
     assert augmented.shape == (3, 32, 32) and augmented.dtype == torch.float32
     assert (augmented == 0).all(dim=0).sum() >= 64  # Cutout: at least a clipped 8x8 square
-    assert listing(tmp_path) == before
+    assert listing(root) == before
 
 
 def test_cifar_md5_failure_is_reported(tmp_path):

@@ -22,7 +22,7 @@ from snnlib.__main__ import main
 from snnlib.catalog import dataset_info
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
-from snnlib.data.standins import MARKER, STANDINS, write_cifar, write_standins
+from snnlib.data.standins import STANDINS, write_cifar, write_standins
 from snnlib.pipeline import grid, smoke
 from snnlib.pipeline.records import finished_runs, load_run
 from snnlib.study import report
@@ -68,11 +68,14 @@ def test_grid_errors_are_named_before_any_work(capsys):
 
 # ---- stand-ins ----------------------------------------------------------------------------------
 def test_standins_load_through_the_real_loaders_with_every_class(tmp_path):
-    root = write_standins(tmp_path / "standins", sorted(STANDINS))
-    assert (root / MARKER).is_file()
+    root = write_standins(tmp_path / "p-smoke" / "standins", sorted(STANDINS))
+    assert sorted(p.name for p in root.glob("*.manifest.json")) == sorted(
+        f"{name}.manifest.json" for name in STANDINS
+    )
     for name in STANDINS:
         info = dataset_info(name)
-        config = Config(dataset=name, arch="mnist-mlp", data_root=str(root), partial=True)
+        where = {"data_root": str(root), "partial": True, "smoke": True}
+        config = Config(dataset=name, arch="mnist-mlp", **where)
         fingerprint = data_fingerprint(config)
         assert fingerprint["standin"] is True
         if info.kind == "event":
@@ -84,12 +87,12 @@ def test_standins_load_through_the_real_loaders_with_every_class(tmp_path):
     assert sorted(p.name for p in root.iterdir()) == listing
 
 
-def test_cifar_md5_is_skipped_only_under_a_standin_marker(tmp_path):
-    write_cifar(tmp_path, "cifar10", n_per_batch=20)
+def test_cifar_md5_is_checked_against_the_suites_own_standins(tmp_path):
+    write_cifar(tmp_path, "cifar10", n_per_batch=20)  # the stand-ins' bytes, in a data folder
     with pytest.raises(data.CorruptSampleError, match="MD5"):
         data.get_dataset("cifar10", "test", root=tmp_path)
-    (tmp_path / MARKER).write_text("stand-ins")
-    assert len(data.get_dataset("cifar10", "test", root=tmp_path)) == 20
+    root = write_standins(tmp_path / "p-smoke" / "standins", ["cifar10"])
+    assert len(data.get_dataset("cifar10", "test", root=root)) == 20
 
 
 def test_standins_only_for_missing_datasets(tmp_path):

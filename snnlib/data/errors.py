@@ -23,6 +23,10 @@ class CorruptSampleError(ValueError):
     """A sample (or a dataset's files) could not be decoded; the message names the file."""
 
 
+class StandInError(ValueError):
+    """Synthetic stand-ins where only real data is allowed (a run that is not a smoke run)."""
+
+
 def not_found(
     name: str, folder: Path, layout: Iterable[str], download: str, problem: str = ""
 ) -> DatasetNotFoundError:

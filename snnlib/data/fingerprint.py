@@ -7,7 +7,8 @@ it is the digest of the shipped ``mnist_5k.csv.gz`` itself and of its split file
 recorded event data it also checks that the copy is complete
 (:func:`snnlib.data.validate.check_complete`), refusing a partial copy unless the config says
 ``partial: true``, which the fingerprint then records, as it records ``standin: true`` for
-synthetic stand-ins (:mod:`snnlib.data.standins`).
+synthetic stand-ins (:mod:`snnlib.data.standins`), checked against their manifest and refused
+outside a smoke run.
 
 The fingerprint goes into ``provenance.json`` (key ``data``), never into ``config.json`` or
 the run id, and :func:`snnlib.pipeline.records.is_current` compares it.
@@ -23,7 +24,7 @@ from typing import Any
 
 from snnlib.catalog import dataset_info
 from snnlib.data.splits import SPLIT_DIR
-from snnlib.data.standins import is_standin_root
+from snnlib.data.standins import check_standins, is_standin_root, refuse_in_real_run
 
 
 def data_fingerprint(config) -> dict[str, Any]:
@@ -31,7 +32,8 @@ def data_fingerprint(config) -> dict[str, Any]:
 
     Raises :class:`~snnlib.data.errors.DatasetNotFoundError` when the data is not there and
     :class:`~snnlib.data.validate.IncompleteDatasetError` for an incomplete copy (unless
-    ``config.partial``), so it doubles as the check that the data is usable before any work.
+    ``config.partial``), and :class:`~snnlib.data.errors.StandInError` for stand-ins read by a
+    run that is not a smoke run, so it doubles as the check that the data is usable before any work.
     """
     from snnlib import data  # the loaders import torch and tonic: only when asked
 
@@ -50,9 +52,13 @@ def data_fingerprint(config) -> dict[str, Any]:
     else:
         root = data.default_root() if config.data_root is None else Path(config.data_root)
         root = root.expanduser()
+        refuse_in_real_run(root, bool(getattr(config, "smoke", False)))
+        standin = is_standin_root(root)
+        if standin:
+            check_standins(root, name)
         files, counts = _dataset_files(name, root, partial)
         out |= {"files": len(files), "listing": _listing_digest(files, root)} | counts
-        if is_standin_root(root):  # only then: the fingerprints of real data stay as they were
+        if standin:  # only then: the fingerprints of real data stay as they were
             out["standin"] = True
     out["partial"] = partial
     return out

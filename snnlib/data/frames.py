@@ -27,7 +27,7 @@ from torchvision.datasets.utils import download_and_extract_archive
 
 from snnlib.data.errors import CorruptSampleError, not_found
 from snnlib.data.splits import carve_calib
-from snnlib.data.standins import is_standin_root
+from snnlib.data.standins import cifar_md5, is_standin_root
 
 CIFAR_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
@@ -76,26 +76,29 @@ def cifar_transform(name: str, augment: bool) -> Callable:
     )
 
 
-def _without_md5(cls: type) -> type:
-    """``cls`` without its MD5 checksums (torchvision then checks only that the files exist):
-    for synthetic stand-ins (:mod:`snnlib.data.standins`), which cannot match the release."""
+def _with_md5(cls: type, md5: dict[str, str]) -> type:
+    """``cls`` checking the files against ``md5`` (by file name) instead of the release's:
+    torchvision still checks every file before it unpickles any."""
     return type(
         f"StandIn{cls.__name__}",
         (cls,),
         {
-            "train_list": [[f, None] for f, _ in cls.train_list],
-            "test_list": [[f, None] for f, _ in cls.test_list],
-            "meta": {**cls.meta, "md5": None},
+            "train_list": [[f, md5[f]] for f, _ in cls.train_list],
+            "test_list": [[f, md5[f]] for f, _ in cls.test_list],
+            "meta": {**cls.meta, "md5": md5[cls.meta["filename"]]},
         },
     )
 
 
 def cifar_dataset(name: str, split: str, *, root: Path, download: bool, augment: bool) -> Dataset:
-    """Split ``split`` of CIFAR-10/100 read by torchvision from ``root`` (without the MD5 check
-    under a folder of stand-ins, :func:`snnlib.data.standins.is_standin_root`)."""
+    """Split ``split`` of CIFAR-10/100 read by torchvision from ``root``. Its pickled files are
+    unpickled only once their MD5s match: the release's, or under a smoke folder's stand-ins
+    (:func:`snnlib.data.standins.is_standin_root`) those of the suite's own stand-ins."""
     cls = CIFAR_CLASSES[name]
+    fix = f"delete the folder and pass download=True, or re-download {cls.url}"
     if is_standin_root(root):
-        cls = _without_md5(cls)
+        cls = _with_md5(cls, cifar_md5(name))
+        fix = f"delete {root} and rerun with --smoke to write the stand-ins again"
     folder = root / cls.base_folder
     files = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
     missing = [f for f in files if not (folder / f).is_file()]
@@ -117,7 +120,7 @@ def cifar_dataset(name: str, split: str, *, root: Path, download: bool, augment:
     except RuntimeError as err:  # torchvision's MD5 check failed
         raise CorruptSampleError(
             f"{name}: the files in '{folder}' failed torchvision's integrity (MD5) check "
-            f"({err}); delete the folder and pass download=True, or re-download {cls.url}"
+            f"({err}), so none was unpickled; {fix}"
         ) from err
     if split == "test":
         return data

@@ -7,15 +7,27 @@ so the real loaders, framing, caching and splits of :mod:`snnlib.data` run on th
 trained or measured on a stand-in means anything: they exist for smoke runs
 (:mod:`snnlib.pipeline.smoke`) and for the tests.
 
-:func:`write_standins` fills a folder with every dataset of the paper at a few samples per class
-(each class present, each split non-empty) and marks the folder with :data:`MARKER`, which the
-records then report (``provenance.json``: ``data.standin``). A CIFAR folder under a marked root
-is read without torchvision's MD5 check (the stand-in files cannot match the release's
-checksums); everything else about reading it is unchanged.
+Stand-ins are recognised only where the suite wrote them itself, never by anything a data
+folder can carry (a folder is data, and data must not decide how it is trusted):
+
+* :func:`write_standins` writes them only into a smoke folder's ``standins/``
+  (``<out_dir>/<profile>-smoke/standins``), with one manifest per dataset
+  (``<name>.manifest.json``: the SHA-256 of every file), and :func:`is_standin_root` accepts
+  only such a folder; :func:`check_standins` compares the files with their manifest;
+* pickled files (the CIFAR batches) are unpickled only after their digests match: torchvision
+  checks the release's MD5s on real data, and under a stand-in folder the MD5s of the suite's
+  own stand-ins, regenerated in memory (:func:`cifar_md5`), so neither a marker nor a forged
+  manifest can make a foreign pickle load;
+* a run that is not a smoke run refuses stand-ins (:func:`refuse_in_real_run`), including a
+  folder that carries the marker file of earlier versions (:data:`LEGACY_MARKER`), which no
+  longer makes anything trusted. The records of smoke runs say ``data.standin: true``.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 import pickle
 import struct
@@ -25,13 +37,16 @@ from pathlib import Path
 
 import numpy as np
 
+from snnlib.data.errors import CorruptSampleError, StandInError
 from snnlib.data.splits import CIFAR10_DVS_CLASSES, NCALTECH101_CLASSES, load_split_file
 
-MARKER = "SYNTHETIC-STANDINS.txt"
-MARKER_TEXT = (
-    "Every dataset in this folder is a SYNTHETIC STAND-IN written by snnlib.data.standins:\n"
-    "random pixels and events in the real on-disk formats, for smoke runs and tests only.\n"
-    "Nothing trained or measured on them is a result. Delete the folder at will.\n"
+FOLDER = "standins"  # <out_dir>/<profile>-smoke/standins
+SMOKE_SUFFIX = "-smoke"  # = snnlib.pipeline.smoke.SUFFIX (it imports the config: not from here)
+MANIFEST = "{name}.manifest.json"
+LEGACY_MARKER = "SYNTHETIC-STANDINS.txt"  # written by earlier versions; refused, never trusted
+NOTE = (
+    "SYNTHETIC STAND-IN written by snnlib.data.standins: random pixels and events in the real "
+    "on-disk format, for smoke runs and tests only; nothing trained or measured on it is a result"
 )
 
 
@@ -46,16 +61,18 @@ def random_events(rng, n, width, height, duration_us):
 # --- torchvision CIFAR: python pickle batches -------------------------------------------------
 
 
-def write_cifar(root: Path, name: str, n_per_batch: int, seed: int = 0) -> Path:
-    """``cifar-10-batches-py`` (5 train batches, test_batch, batches.meta) or
-    ``cifar-100-python`` (train, test, meta) with ``n_per_batch`` images per file."""
+CIFAR_PER_BATCH = {"cifar10": 20, "cifar100": 600}  # images per file of the stand-ins
+
+
+def cifar_files(name: str, n_per_batch: int, seed: int = 0) -> dict[str, bytes]:
+    """The files of ``cifar-10-batches-py`` (5 train batches, test_batch, batches.meta) or
+    ``cifar-100-python`` (train, test, meta) with ``n_per_batch`` images each, by file name."""
     rng = np.random.default_rng(seed)
     hundred = name == "cifar100"
-    folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
-    folder.mkdir(parents=True)
     n_classes = 100 if hundred else 10
     files = ["train", "test"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
     files += [] if hundred else ["test_batch"]
+    out = {}
     for file in files:
         labels = [int(v) for v in np.arange(n_per_batch) % n_classes]
         entry = {
@@ -63,14 +80,31 @@ def write_cifar(root: Path, name: str, n_per_batch: int, seed: int = 0) -> Path:
             "data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
             ("fine_labels" if hundred else "labels"): labels,
         }
-        (folder / file).write_bytes(pickle.dumps(entry, protocol=2))
+        out[file] = pickle.dumps(entry, protocol=2)
     meta = (
         {"fine_label_names": [f"c{i}" for i in range(100)]}
         if hundred
         else {"label_names": [f"c{i}" for i in range(10)]}
     )
-    (folder / ("meta" if hundred else "batches.meta")).write_bytes(pickle.dumps(meta))
+    out["meta" if hundred else "batches.meta"] = pickle.dumps(meta)
+    return out
+
+
+def write_cifar(root: Path, name: str, n_per_batch: int, seed: int = 0) -> Path:
+    """:func:`cifar_files` written into their folder under ``root``; return the folder."""
+    folder = root / ("cifar-100-python" if name == "cifar100" else "cifar-10-batches-py")
+    folder.mkdir(parents=True)
+    for file, blob in cifar_files(name, n_per_batch, seed).items():
+        (folder / file).write_bytes(blob)
     return folder
+
+
+@functools.cache
+def cifar_md5(name: str) -> dict[str, str]:
+    """The MD5 of each file of the suite's own CIFAR stand-ins (what :func:`write_standins`
+    writes), computed from bytes generated here, never read from a folder."""
+    files = cifar_files(name, CIFAR_PER_BATCH[name])
+    return {file: hashlib.md5(blob).hexdigest() for file, blob in files.items()}
 
 
 # --- Tiny-ImageNet-200 folder tree -------------------------------------------------------------
@@ -241,8 +275,14 @@ def _cifar10_dvs_numbers() -> list[int]:
 # calib = 10 % of each training class, test) non-empty, at about the smallest size that allows it
 STANDINS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "nmnist": ("NMNIST", lambda root: write_nmnist(root, {"Train": 10, "Test": 2})),
-    "cifar10": ("cifar-10-batches-py", lambda root: write_cifar(root, "cifar10", 20)),
-    "cifar100": ("cifar-100-python", lambda root: write_cifar(root, "cifar100", 600)),
+    "cifar10": (
+        "cifar-10-batches-py",
+        lambda root: write_cifar(root, "cifar10", CIFAR_PER_BATCH["cifar10"]),
+    ),
+    "cifar100": (
+        "cifar-100-python",
+        lambda root: write_cifar(root, "cifar100", CIFAR_PER_BATCH["cifar100"]),
+    ),
     "tiny-imagenet": (
         "tiny-imagenet-200",
         lambda root: write_tiny_imagenet(root, [f"n{i:08d}" for i in range(200)], 6, 20),
@@ -262,33 +302,101 @@ STANDINS: dict[str, tuple[str, Callable[[Path], Path]]] = {
 
 
 def is_standin_root(root: str | os.PathLike | None) -> bool:
-    """Whether ``root`` is a folder of stand-ins (it holds :data:`MARKER`)."""
-    return root is not None and (Path(root).expanduser() / MARKER).is_file()
+    """Whether ``root`` is where smoke runs keep the suite's stand-ins: a folder
+    ``<profile>-smoke/standins`` holding at least one manifest of :func:`write_standins`.
+    What the files are is then checked by :func:`check_standins` and, for pickles, by digest."""
+    if root is None:
+        return False
+    path = Path(root).expanduser().resolve()
+    in_smoke = path.name == FOLDER and path.parent.name.endswith(SMOKE_SUFFIX)
+    return in_smoke and any(path.glob(MANIFEST.format(name="*")))
+
+
+def refuse_in_real_run(root: str | os.PathLike | None, smoke: bool) -> None:
+    """Raise :class:`StandInError` when a run that is not a smoke run reads a folder of
+    stand-ins (a smoke folder's, or one carrying :data:`LEGACY_MARKER`)."""
+    if smoke or root is None:
+        return
+    path = Path(root).expanduser()
+    legacy = (path / LEGACY_MARKER).is_file()
+    if not (legacy or is_standin_root(path)):
+        return
+    why = f"it carries {LEGACY_MARKER}" if legacy else f"it is a smoke folder's {FOLDER}/"
+    also = f"; if it really holds the published release, delete {path / LEGACY_MARKER}"
+    raise StandInError(
+        f"data_root={str(root)!r} holds synthetic stand-ins ({why}), random data that only a "
+        "smoke run may read: point data_root (--data-root) at the real dataset, or run with "
+        f"--smoke{also if legacy else ''}"
+    )
+
+
+def _digests(folder: Path, root: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder``, by path relative to ``root``."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+    }
+
+
+def check_standins(root: str | os.PathLike, name: str) -> None:
+    """Refuse stand-ins of ``name`` under ``root`` whose files differ from their manifest
+    (a file changed, missing or added), naming the first such file and the fix."""
+    root = Path(root).expanduser()
+    manifest = root / MANIFEST.format(name=name)
+    fix = f"delete {root} and rerun with --smoke to write the stand-ins again"
+    try:
+        expected = json.loads(manifest.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CorruptSampleError(
+            f"{name}: stand-ins without a readable {manifest} ({err}); {fix}"
+        ) from None
+    found = _digests(root / STANDINS[name][0], root)
+    for path in sorted(set(expected) | set(found)):
+        if expected.get(path) == found.get(path):
+            continue
+        state = "changed"
+        if path not in found:
+            state = "missing"
+        elif path not in expected:
+            state = "not listed"
+        raise CorruptSampleError(
+            f"{name}: stand-in file {root / path} is {state} (its manifest is {manifest}); {fix}"
+        )
 
 
 def write_standins(root: str | os.PathLike, names) -> Path:
-    """Stand-ins of datasets ``names`` under ``root`` (marked with :data:`MARKER`); return it.
+    """Stand-ins of datasets ``names`` under ``root`` (a smoke folder's ``standins/``), each
+    with its manifest; return ``root``.
 
-    A dataset already there is kept. Each one is written into a temporary folder and renamed
-    into place, so processes that share ``root`` (an array of smoke runs) never see half of one.
+    A dataset already there is kept once it matches its manifest (:func:`check_standins`).
+    Each one is written into a temporary folder, its manifest is put in place, then the folder
+    is renamed into place, so processes that share ``root`` (an array of smoke runs) never see
+    half of one; the content is the same in every process (fixed seeds).
     """
     unknown = sorted(set(names) - set(STANDINS))
     if unknown:
         raise ValueError(f"names={unknown}: no stand-in; stand-ins exist for {tuple(STANDINS)}")
     root = Path(root).expanduser()
+    if root.name != FOLDER or not root.parent.name.endswith(SMOKE_SUFFIX):
+        raise ValueError(
+            f"root={str(root)!r}: stand-ins are written only into a smoke folder's {FOLDER}/ "
+            f"(<out_dir>/<profile>{SMOKE_SUFFIX}/{FOLDER}), the one place they are recognised"
+        )
     root.mkdir(parents=True, exist_ok=True)
-    if not is_standin_root(root):
-        tmp = root / f".{MARKER}.{os.getpid()}"
-        tmp.write_text(MARKER_TEXT)
-        tmp.replace(root / MARKER)
     for name in names:
         folder, writer = STANDINS[name]
         if (root / folder).exists():
+            check_standins(root, name)
             continue
-        with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-") as scratch:
-            writer(Path(scratch))
+        with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-") as tmp:
+            scratch = Path(tmp)
+            writer(scratch)
+            files = _digests(scratch / folder, scratch)
+            manifest = {"note": NOTE, "dataset": name, "files": files}
+            (scratch / "manifest").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            (scratch / "manifest").replace(root / MANIFEST.format(name=name))
             try:
-                (Path(scratch) / folder).rename(root / folder)
-            except OSError:  # another process renamed its copy into place first
+                (scratch / folder).rename(root / folder)
+            except OSError:  # another process renamed its (identical) copy into place first
                 pass
     return root

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import json
 import os
 import shlex
 import sys
@@ -27,9 +28,10 @@ import time
 import traceback
 from pathlib import Path
 
+from snnlib.checks import shown
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
-from snnlib.pipeline.records import is_current
+from snnlib.pipeline.records import is_current, is_done
 from snnlib.tools import paths
 from snnlib.tools.yamlfile import load_yaml
 
@@ -49,6 +51,7 @@ def expand(path: Path, overrides: dict | None = None) -> list[Config]:
     unknown = sorted(set(spec) - set(PROFILE_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown top-level keys {unknown}; allowed {PROFILE_KEYS}")
+    _check_shape(path, spec)
     base = {"profile": spec.get("profile", Path(path).stem), **(spec.get("defaults") or {})}
     base.update(overrides or {})
     seeds = spec.get("seeds", [base.get("seed", 0)])
@@ -67,6 +70,35 @@ def expand(path: Path, overrides: dict | None = None) -> list[Config]:
     if not configs:
         raise ConfigError(f"{path}: no runs defined")
     return configs
+
+
+def _kind(value) -> str:
+    names = {dict: "a mapping", list: "a list"}
+    return names.get(type(value)) or f"{type(value).__name__} {shown(value)}"
+
+
+def _check_shape(path: Path, spec: dict) -> None:
+    """Refuse a profile whose ``defaults``, ``seeds`` or ``runs`` have the wrong shape, with
+    what each must be (the module docstring shows a profile)."""
+    problems = []
+    if not isinstance(spec.get("defaults") or {}, dict):
+        defaults = _kind(spec["defaults"])
+        problems.append(f"defaults: expected a mapping of config keys, got {defaults}")
+    seeds = spec.get("seeds", [0])
+    if not isinstance(seeds, list) or not all(type(s) is int for s in seeds):
+        problems.append(f"seeds: expected a list of integers (e.g. [0, 1, 2]), got {_kind(seeds)}")
+    runs = spec.get("runs") or []
+    if not isinstance(runs, list):
+        problems.append(f"runs: expected a list of mappings ({{dataset: ...}}), got {_kind(runs)}")
+    else:
+        problems += [
+            f"runs[{i}]: expected a mapping of config keys (e.g. {{dataset: mnist5k}}), "
+            f"got {_kind(entry)}"
+            for i, entry in enumerate(runs)
+            if not isinstance(entry, dict)
+        ]
+    if problems:
+        raise ConfigError(f"{path}: " + f"\n{path}: ".join(problems))
 
 
 def notebook_parameters(notebook: Path = TRAIN_NOTEBOOK) -> set[str]:
@@ -138,6 +170,9 @@ def execute(config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK
             progress_bar=False,
             stdout_file=None if log is None else _Lines(log),
             kernel_manager_class=_local_kernel_manager(sockets),
+            # stop the kernel at once when its cells are done or Ctrl-C stopped them: a graceful
+            # stop of a busy kernel races the removal of its sockets and prints a traceback
+            shutdown_kernel="immediate",
         )
     return out
 
@@ -188,6 +223,41 @@ def _quiet(*_) -> None:
     pass
 
 
+def thread_warning(configs: list[Config]) -> str | None:
+    """A warning when this process's CPU thread count (which each run's notebook kernel
+    inherits) differs from the ``threads`` in ``provenance.json`` of the finished CPU records
+    of ``configs``; None when they agree, there are none, or the runs go to a GPU."""
+    import torch
+
+    from snnlib.pipeline.train import select_device
+
+    try:
+        if select_device(configs[0].device).type != "cpu":  # the count changes CPU sums only
+            return None
+    except ValueError:  # e.g. device=cuda without CUDA: each run reports it
+        return None
+    counts: dict[int, int] = {}
+    for config in configs:
+        provenance = config.run_dir / "provenance.json"
+        if is_done(config.run_dir) and provenance.is_file():
+            record = json.loads(provenance.read_text())
+            threads = record.get("threads")
+            if record.get("device", "cpu") == "cpu" and isinstance(threads, int):
+                counts[threads] = counts.get(threads, 0) + 1
+    used = torch.get_num_threads()
+    other = {n: k for n, k in counts.items() if n != used}
+    if not other:
+        return None
+    made = " and ".join(f"{n} ({k} run(s))" for n, k in sorted(other.items()))
+    usual = max(other, key=other.get)
+    return (
+        f"[warning] this grid uses {used} CPU thread(s) per run; the finished records under "
+        f"{configs[0].run_dir.parent} were made with {made}: reruns will not be bit-identical "
+        "to them (a sum split over another number of threads rounds differently); to match "
+        f"them, set OMP_NUM_THREADS={usual} (./run_all.sh --threads {usual})"
+    )
+
+
 def run_grid(
     configs: list[Config],
     only: str | None = None,
@@ -204,6 +274,9 @@ def run_grid(
     lead = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     log = log if lead else _quiet
     selected = select(configs, only)
+    warning = thread_warning(selected) if selected else None
+    if warning:
+        log(warning)
     failures: list[tuple[str, str]] = []
     bar = tqdm(selected, desc=f"grid {configs[0].profile if configs else ''}", disable=not lead)
     for i, config in enumerate(bar, 1):
@@ -221,6 +294,8 @@ def run_grid(
                 run(config, force=force, log=log)
             log(f"[ok] {config.run_id} in {time.perf_counter() - t0:.1f}s")
         except Exception as err:  # one failing run must not stop the others
+            if getattr(err, "ename", None) == "KeyboardInterrupt":  # Ctrl-C reached the kernel
+                raise KeyboardInterrupt from err
             failures.append((config.run_id, describe(err)))
             log(f"[failed] {config.run_id}: {describe(err)}")
             log(traceback.format_exc(limit=3))

@@ -12,7 +12,9 @@ pass for a real one), and the figures and tables of a smoke folder are marked SM
 
 Where a dataset is not under the data root, the run reads synthetic stand-ins in the dataset's
 real on-disk format (:mod:`snnlib.data.standins`), written once under
-``<out_dir>/<profile>-smoke/standins/``; ``provenance.json`` then says ``data.standin: true``.
+``<out_dir>/<profile>-smoke/standins/`` with a manifest of their digests, the only place
+stand-ins are recognised; ``provenance.json`` then says ``data.standin: true``. A run that is
+not a smoke run refuses them.
 Smoke runs accept a partial copy (``partial: true``): they check the pipeline, not the data.
 
 What a smoke run shows: every run of the profile builds, trains, converts, evaluates and is

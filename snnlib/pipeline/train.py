@@ -160,15 +160,15 @@ def load_checkpoint(path: Path, digest: str) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unpickling failure means "corrupt"
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or unreadable ({err}); "
-            "delete it (or run with force) to start over"
+        raise CheckpointError(  # force would not help: the staging folder is kept to resume
+            f"checkpoint {path} is corrupt or unreadable ({err}); delete {path} and rerun the "
+            "same command: the run then starts over"
         ) from err
     if not isinstance(payload, dict) or payload.get("config_digest") != digest:
         found = payload.get("config_digest") if isinstance(payload, dict) else None
         raise CheckpointError(
             f"checkpoint {path} belongs to config {found!r}, not {digest!r}; "
-            "refusing to load it (delete it or use another out_dir)"
+            f"refusing to load it (delete {path} to start over, or use another out_dir)"
         )
     return payload
 
