@@ -287,7 +287,7 @@ def profile_step(model: nn.Module, step: Callable[[], None]) -> dict:
 def lif_backend(model: nn.Module) -> dict:
     """Which multi-step LIF implementation our side ran (see ``snnlib.neurons.fast_lif``)."""
     backends = sorted({m.backend for m in model.modules() if isinstance(m, LIF)})
-    cpp = fast_lif.cpp_available() and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"
+    cpp = fast_lif.cpp_available() and not fast_lif.FORCE_TORCH
     return {"module_backends": backends, "cpp_kernel": cpp and set(backends) <= {"auto", "cpp"}}
 
 

@@ -42,19 +42,28 @@ class DatasetInfo:
 
 
 def _frame(name, classes, shape, description, embedded=False) -> DatasetInfo:
-    return DatasetInfo(name, classes, "frame", shape, None, False, description, None, embedded)
+    return DatasetInfo(
+        name=name,
+        num_classes=classes,
+        kind="frame",
+        input_shape=shape,
+        sensor_size=None,
+        emulated=False,
+        description=description,
+        embedded=embedded,
+    )
 
 
 def _event(name, classes, width, height, T, description, emulated=False, samples=None):
     return DatasetInfo(
-        name,
-        classes,
-        "event",
-        (2, height, width),
-        (width, height, 2),
-        emulated,
-        description,
-        T,
+        name=name,
+        num_classes=classes,
+        kind="event",
+        input_shape=(2, height, width),
+        sensor_size=(width, height, 2),
+        emulated=emulated,
+        description=description,
+        default_T=T,
         embedded=emulated,  # the emulated sensor runs over the embedded digits
         release_samples=samples,
     )

@@ -39,12 +39,9 @@ from snnlib.pipeline.train import (
     save_checkpoint,
     seed_everything,
     select_device,
+    silent,
 )
 from snnlib.qcfs import clip_from_data, without_clip_decay
-
-
-def _quiet(*_) -> None:
-    pass
 
 
 def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = False) -> Path:
@@ -56,7 +53,7 @@ def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = F
     config = config if isinstance(config, Config) else Config.from_dict(config)
     run_dir = config.run_dir
     rank, world = distributed()
-    log = log if rank == 0 else _quiet  # under torchrun only rank 0 reports and writes
+    log = log if rank == 0 else silent  # under torchrun only rank 0 reports and writes
     fingerprint = data_fingerprint(config)  # refuses missing data, or an incomplete copy
     if _skip(run_dir, fingerprint, force, log):
         return run_dir
@@ -211,7 +208,7 @@ def load_snn(run_dir: Path | str) -> tuple[Config, nn.Module]:
             "without weights, like results/quick, cannot be loaded; rerun the config)"
         )
     config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
-    snn = to_snn(config, build_network(config), log=_quiet)
+    snn = to_snn(config, build_network(config), log=silent)
     weights = load_checkpoint(run_dir / "model.pt", config.digest())["model"]
     missing = [k for k in snn.state_dict() if k not in weights]
     if missing:  # e.g. a model.pt from before the LIF parameters were saved with the weights

@@ -39,4 +39,3 @@ def tet_loss(outputs: Tensor, labels: Tensor, lamb: float = 1e-3, phi: float = 1
     return (1.0 - lamb) * per_step + lamb * mse
 
 
-LOSSES = {"mean": mean_ce, "tet": tet_loss}

@@ -36,11 +36,11 @@ calibration (training data with dropout 0.3) uses ``get_dataset(name, "train", a
 ``augment=None`` means the training augmentation (``frames``, ``events``) on split "train" only;
 mnist5k, mnist5k-dvs, nmnist and nmnist-subset have none.
 ``root=None`` means ``$SNNLIB_DATA`` or ``~/snnlib_data``; frames of recorded and of emulated
-event data are cached on disk under ``cache_dir`` (None: ``$SNNLIB_CACHE`` or
-``~/.cache/snnlib``; False: no cache). Nothing is downloaded unless ``download=True``, and only
-when a dataset is constructed; a missing dataset raises :class:`DatasetNotFoundError` at
-construction. Synthetic stand-ins in each paper dataset's real file format (for smoke runs and
-tests) are written by :mod:`snnlib.data.standins`.
+event data are cached on disk under ``cache_dir`` (None: :func:`snnlib.tools.paths.cache_dir`,
+``$SNNLIB_CACHE`` or ``~/.cache/snnlib``; False: no cache). Nothing is downloaded unless
+``download=True``, and only when a dataset is constructed; a missing dataset raises
+:class:`DatasetNotFoundError` at construction. Synthetic stand-ins in each paper dataset's
+real file format (for smoke runs and tests) are written by :mod:`snnlib.data.standins`.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ from snnlib.data.errors import (
     check_T,
 )
 from snnlib.data.splits import load_split_file
+from snnlib.tools import paths
 
 __all__ = [
     "DATASETS",
@@ -92,8 +93,8 @@ def default_root() -> Path:
 
 
 def default_cache_dir() -> Path:
-    """Where event frames are cached by default: ``$SNNLIB_CACHE`` or ``~/.cache/snnlib``."""
-    return Path(os.environ.get("SNNLIB_CACHE", "~/.cache/snnlib")).expanduser()
+    """Where event frames are cached by default: :func:`snnlib.tools.paths.cache_dir`."""
+    return paths.cache_dir()
 
 
 def _resolve_root(root: str | Path | None) -> Path:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import Tensor, nn
+from torch import nn
 
 from snnlib import checks
 from snnlib.layers import TEBN, Folded
-from snnlib.neurons import LIF, Collector, LIFParams, RunState
-from snnlib.neurons.state import call
+from snnlib.neurons import LIF, LIFParams
 from snnlib.qcfs import QCFS
 
 NEURONS = ("relu", "qcfs", "lif")
@@ -111,13 +110,6 @@ def flatten() -> Folded:
 def dropout(p: float = 0.0) -> Folded:
     """A time-folded ``nn.Dropout``; the official models keep ``p=0`` placeholders."""
     return Folded(nn.Dropout(p))
-
-
-def run(
-    module: nn.Module, x: Tensor, state: RunState | None, collector: Collector | None
-) -> Tensor:
-    """Call ``module`` on ``[T, B, ...]``, passing ``state`` and ``collector`` if it takes them."""
-    return call(module, x, state, collector)
 
 
 def kaiming_init(model: nn.Module, zero_linear_bias: bool = False) -> None:

@@ -19,8 +19,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from snnlib.layers import Folded, Sequential
-from snnlib.models.blocks import Layers, conv, flatten, linear, run
+from snnlib.models.blocks import Layers, conv, flatten, linear
 from snnlib.neurons import Collector, RunState, SpikingModule
+from snnlib.neurons.state import call
 
 DEPTHS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 WIDTHS = (64, 128, 256, 512)
@@ -52,7 +53,7 @@ class BasicBlock(SpikingModule):
         self, x: Tensor, state: RunState | None = None, collector: Collector | None = None
     ) -> Tensor:
         out = self.residual(x, state, collector) + self.shortcut(x, state, collector)
-        return run(self.act, out, state, collector)  # [T, B, C', H', W']
+        return call(self.act, out, state, collector)  # [T, B, C', H', W']
 
 
 class ResNet(SpikingModule):

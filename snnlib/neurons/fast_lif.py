@@ -29,7 +29,7 @@ input gradient it is about to write, so it needs no buffer of its own. The refer
 ``z_t``, ``u_t`` and ``1 − s_t`` per step for a hard reset (``z_t`` for a soft one).
 
 Backends: ``"cpp"`` (float32, CPU: ``csrc/lif_kernel.cpp``, compiled on first use with the
-system C++ compiler into ``$SNNLIB_CACHE`` or ``~/.cache/snnlib`` (seconds), no torch
+system C++ compiler into the cache folder (:func:`snnlib.tools.paths.cache_dir`) (seconds), no torch
 headers, no ninja, OpenMP through torch's own libgomp); ``"triton"`` (CUDA, float32/16/bf16:
 :mod:`snnlib.neurons.triton_lif`, the same kernels in Triton as a ``torch.library`` custom op; CPU
 tensors only under ``TRITON_INTERPRET=1``); ``"torch"`` (any device and float dtype: a
@@ -62,6 +62,7 @@ from torch.autograd.function import once_differentiable
 
 from snnlib import checks
 from snnlib.neurons.dynamics import LIFParams, StepOut, check_time_first, lif_multistep
+from snnlib.tools import paths
 
 BACKENDS = ("auto", "cpp", "torch", "triton")
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lif_kernel.cpp"
@@ -74,11 +75,6 @@ CXXFLAGS = ["-O3", "-std=c++17", "-fPIC", "-shared", "-ffp-contract=off", "-fno-
 EXTRA_FLAGS = (["-march=native", "-fopenmp"], ["-fopenmp"], [])
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("SNNLIB_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    return Path(root) / "snnlib" if root else Path.home() / ".cache" / "snnlib"
-
-
 def _cpu_tag() -> bytes:
     """What ``-march=native`` depends on, so a cache shared between machines stays correct."""
     try:
@@ -89,6 +85,7 @@ def _cpu_tag() -> bytes:
 
 
 REBUILD_ENV = "SNNLIB_REBUILD_KERNEL"
+FORCE_TORCH = os.environ.get("SNNLIB_FAST_LIF", "auto") == "torch"  # read once, at import
 
 
 def _compiler_tag(cxx: str) -> bytes:
@@ -136,7 +133,7 @@ def _failure(failed: Path) -> str:
 def _build(cxx: str, flags: list[str]) -> Path:
     """Compile once per (source, compiler, flags, CPU); a failure is not retried for the same
     key unless ``SNNLIB_REBUILD_KERNEL=1``."""
-    target = _cache_dir() / f"lif_kernel_{_build_key(cxx, flags)}.so"
+    target = paths.cache_dir() / f"lif_kernel_{_build_key(cxx, flags)}.so"
     failed = target.with_suffix(".failed")
     if target.exists():
         return target
@@ -345,7 +342,7 @@ def _fast_threshold(threshold: Tensor | float, x: Tensor, dtype: torch.dtype) ->
 
 def _use_cpp(backend: str, x: Tensor) -> bool:
     """Whether the C++ kernel runs ``x`` (``backend='cpp'`` raises where it cannot)."""
-    use_cpp = backend in ("auto", "cpp") and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"
+    use_cpp = backend in ("auto", "cpp") and not FORCE_TORCH
     use_cpp = use_cpp and x.device.type == "cpu" and x.dtype == torch.float32
     if backend == "cpp" and not use_cpp:
         raise ValueError("backend='cpp' needs float32 CPU tensors (and no SNNLIB_FAST_LIF=torch)")
@@ -361,7 +358,7 @@ def _triton_kernel(backend: str, x: Tensor):
     ``"auto"``;
     ``"triton"`` raises where it cannot), else ``None``."""
     auto = backend == "auto" and x.device.type == "cuda"
-    if backend == "triton" or (auto and os.environ.get("SNNLIB_FAST_LIF", "auto") != "torch"):
+    if backend == "triton" or (auto and not FORCE_TORCH):
         from snnlib.neurons import triton_lif  # imports Triton: only for CUDA tensors or on request
 
         return triton_lif.TritonLIF if triton_lif.usable(x, backend == "triton") else None

@@ -219,10 +219,6 @@ def commands(
     return [f"{cd}{head} --only {shlex.quote(c.run_id)} {tail}".rstrip() for c in configs]
 
 
-def _quiet(*_) -> None:
-    pass
-
-
 def thread_warning(configs: list[Config]) -> str | None:
     """A warning when this process's CPU thread count (which each run's notebook kernel
     inherits) differs from the ``threads`` in ``provenance.json`` of the finished CPU records
@@ -271,8 +267,9 @@ def run_grid(
     from tqdm.auto import tqdm
 
     log = tqdm.write if log is None else log
-    lead = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
-    log = log if lead else _quiet
+    from snnlib.pipeline.train import launch, silent  # torch: only when runs are executed
+
+    log = log if launch().rank == 0 else silent  # under torchrun only rank 0 reports
     selected = select(configs, only)
     warning = thread_warning(selected) if selected else None
     if warning:

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ def select_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA (the local rank's GPU under torchrun), then MPS, then CPU."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            return torch.device("cuda", launch().local_rank)
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -60,9 +60,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class Launch(NamedTuple):
+    """Where this process stands in a torchrun launch (``0, 0, 1`` without one)."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+
+
+def launch() -> Launch:
+    """This process's place as torchrun sets it in the environment: the one reader of
+    ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``."""
+    env = os.environ.get
+    return Launch(int(env("RANK", "0")), int(env("LOCAL_RANK", "0")), int(env("WORLD_SIZE", "1")))
+
+
+def silent(*_) -> None:
+    """A log that says nothing (ranks other than 0, conversions reloaded quietly)."""
+
+
 def distributed() -> tuple[int, int]:
     """``(rank, world_size)``; initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launch().world_size
     if world <= 1:
         return 0, 1
     import torch.distributed as dist

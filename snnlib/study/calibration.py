@@ -20,14 +20,13 @@ import torch
 from tqdm.auto import tqdm
 
 from snnlib import cutoff, metrics
+from snnlib.config import CALIBRATION
 from snnlib.experiment import load_snn, paper_calibration_data
 from snnlib.pipeline import records
 from snnlib.pipeline.evaluate import collect_outputs, operating_point
 from snnlib.pipeline.network import forward_for
 from snnlib.pipeline.records import select_runs
 from snnlib.study.tables import GROUP, write_table
-
-CALIBRATIONS = ("split", "train-dropout")
 
 
 def _apply(config, calib_outputs, calib_labels, test, labels) -> dict:
@@ -58,7 +57,7 @@ def compare(run_dir: Path | str, data_root: str | None = None) -> list[dict]:
         keys
         | {"calibration": name, "n_calib": len(outputs[name][1]), "accuracy_tmax": acc_tmax}
         | _apply(config, *outputs[name], test, labels)
-        for name in CALIBRATIONS
+        for name in CALIBRATION
     ]
 
 

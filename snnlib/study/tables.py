@@ -101,50 +101,35 @@ def ledger(table: pd.DataFrame, profile: str, claims: Sequence[dict] = ()) -> pd
     """Each paper claim beside what this profile measured (``not run`` where not run); the rows
     of ``claims`` (same columns; the convergence and RCS claims of
     :func:`snnlib.study.report.ledger_claims`) go last."""
+
+    def row(dataset: str, claim: str, paper: str, measured: str) -> dict:
+        return {"dataset": dataset, "claim": claim, "paper": paper, "measured": measured,
+                "scale": profile}  # fmt: skip
+
     rows = []
     base = table["dataset"].str.removesuffix(PARTIAL) if len(table) else None
     for dataset, claim, low, high in CLAIMS:
         sel = table[base == dataset] if len(table) else table
+        paper = f"{low}-{high}x"
         if len(sel) == 0:
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "claim": claim,
-                    "paper": f"{low}-{high}x",
-                    "measured": "not run",
-                    "scale": profile,
-                }
-            )
-            continue
+            rows.append(row(dataset, claim, paper, "not run"))
         for _, r in sel.iterrows():
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "claim": claim,
-                    "paper": f"{low}-{high}x",
-                    "measured": f"{r['topk_speedup_mean']:.2f}x (acc delta "
-                    f"{100 * r['topk_acc_delta_mean']:+.2f} pt), "
-                    f"{r['method']}/{r['arch']} alpha={r['alpha']:g}"
-                    + (" on a partial copy" if r["dataset"].endswith(PARTIAL) else ""),
-                    "scale": profile,
-                }
+            measured = (
+                f"{r['topk_speedup_mean']:.2f}x (acc delta {100 * r['topk_acc_delta_mean']:+.2f} "
+                f"pt), {r['method']}/{r['arch']} alpha={r['alpha']:g}"
+                + (" on a partial copy" if r["dataset"].endswith(PARTIAL) else "")
             )
+            rows.append(row(dataset, claim, paper, measured))
     for _, r in table.iterrows() if len(table) else []:
         name = r["dataset"].removesuffix(PARTIAL)
         if name in {c[0] for c in CLAIMS}:
             continue
         kind = "embedded" if dataset_info(name).embedded else "recorded"
-        rows.append(
-            {
-                "dataset": r["dataset"],
-                "claim": f"not a paper dataset ({kind} data)",
-                "paper": "-",
-                "measured": f"{r['topk_speedup_mean']:.2f}x at "
-                f"{100 * r['topk_acc_delta_mean']:+.2f} pt, {r['method']} "
-                f"alpha={r['alpha']:g}",
-                "scale": profile,
-            }
+        measured = (
+            f"{r['topk_speedup_mean']:.2f}x at {100 * r['topk_acc_delta_mean']:+.2f} pt, "
+            f"{r['method']} alpha={r['alpha']:g}"
         )
+        rows.append(row(r["dataset"], f"not a paper dataset ({kind} data)", "-", measured))
     return pd.DataFrame([*rows, *claims])
 
 

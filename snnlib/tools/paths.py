@@ -70,3 +70,12 @@ def from_root(path: str | os.PathLike, root: Path | None = None) -> str:
     where = Path(path).expanduser().resolve()
     root = (repo_root() if root is None else Path(root)).resolve()
     return str(where.relative_to(root)) if where.is_relative_to(root) else str(where)
+
+
+def cache_dir() -> Path:
+    """snnlib's cache folder (compiled kernels, emulated and event frames): ``$SNNLIB_CACHE``
+    itself when set, else ``$XDG_CACHE_HOME/snnlib``, else ``~/.cache/snnlib``."""
+    if os.environ.get("SNNLIB_CACHE"):
+        return Path(os.environ["SNNLIB_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "snnlib"
