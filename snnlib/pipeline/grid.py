@@ -269,7 +269,8 @@ def run_grid(
     log = tqdm.write if log is None else log
     from snnlib.pipeline.train import launch, silent  # torch: only when runs are executed
 
-    log = log if launch().rank == 0 else silent  # under torchrun only rank 0 reports
+    lead = launch().rank == 0
+    log = log if lead else silent  # under torchrun only rank 0 reports
     selected = select(configs, only)
     warning = thread_warning(selected) if selected else None
     if warning:
