@@ -106,7 +106,7 @@ def train_network(
     history = fit(
         model,
         train=splits.train,
-        val=splits.calib,
+        held_out=splits.calib,
         objective=make_objective(config, forward),
         forward=forward,
         optimizer=optimizer,

@@ -154,7 +154,7 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(
+def accuracy(
     model: nn.Module, batches, forward: Callable[[nn.Module, Tensor], Tensor], device: torch.device
 ) -> float:
     """Accuracy of ``argmax mean_t o_t``, the training-time accuracy (docs/method.md §1.4)."""
@@ -196,7 +196,7 @@ def fit(
     model: nn.Module,
     *,
     train: Batches,
-    val: Batches,
+    held_out: Batches,
     objective: Objective,
     forward: Callable[[nn.Module, Tensor], Tensor],
     optimizer: torch.optim.Optimizer,
@@ -210,7 +210,9 @@ def fit(
     log: Callable[[str], None] = print,
 ) -> list[dict]:
     """Train for ``epochs`` (resuming from ``checkpoint``, which must belong to config
-    ``digest``); leave the best-validation weights in ``model``; return the per-epoch history."""
+    ``digest``); leave in ``model`` the weights of the epoch with the best accuracy on the
+    ``held_out`` batches (the calibration split; the history calls it ``val_acc``); return the
+    per-epoch history."""
     rank, world = distributed()
     net = _distributed_wrapper(model, device) if world > 1 else model
     scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
@@ -227,7 +229,7 @@ def fit(
             net, train, objective, optimizer, device, epoch, scaler, progress and rank == 0
         )
         scheduler.step()
-        val_acc = evaluate(model, val, forward, device)
+        val_acc = accuracy(model, held_out, forward, device)
         row = {
             "epoch": epoch + 1,
             **stats,
