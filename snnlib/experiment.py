@@ -28,7 +28,13 @@ from snnlib.data.fingerprint import data_fingerprint
 from snnlib.methods import METHOD_TABLE
 from snnlib.pipeline import records
 from snnlib.pipeline.evaluate import collect_outputs, summarise, with_spike_dropout
-from snnlib.pipeline.network import build_network, forward_for, make_objective, to_snn
+from snnlib.pipeline.network import (
+    build_network,
+    forward_for,
+    make_objective,
+    to_snn,
+    trained_parameters,
+)
 from snnlib.pipeline.records import HISTORY_COLUMNS, write_csv, write_json, write_npz
 from snnlib.pipeline.train import (
     CheckpointError,
@@ -41,7 +47,6 @@ from snnlib.pipeline.train import (
     select_device,
     silent,
 )
-from snnlib.qcfs import clip_from_data, without_clip_decay
 
 
 def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = False) -> Path:
@@ -93,12 +98,7 @@ def train_network(
     with the best validation weights, and the per-epoch history."""
     model = build_network(config).to(device)
     forward = forward_for(config, trained=True)
-    params = model.parameters()
-    if METHOD_TABLE[config.method].converts and config.lam_rule == "data":
-        lams = clip_from_data(model, splits.train, forward, config.lam_percentile)
-        shown = ", ".join(f"{v:.3f}" for v in lams)
-        log(f"QCFS clip λ from the data ({config.lam_percentile:g}th percentile): {shown}")
-        params = without_clip_decay(model)
+    params = trained_parameters(config, model, splits.train, forward, log)
     optimizer = torch.optim.SGD(
         params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )

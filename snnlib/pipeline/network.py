@@ -16,6 +16,7 @@ from snnlib.data.layout import to_time_first
 from snnlib.losses import mean_ce, tet_loss
 from snnlib.methods import METHOD_TABLE
 from snnlib.neurons import Collector
+from snnlib.qcfs import clip_from_data, without_clip_decay
 from snnlib.regularisers import RCS
 
 
@@ -83,3 +84,15 @@ def make_objective(config: Config, forward):
         return loss, reg.detach(), outputs
 
     return objective
+
+
+def trained_parameters(config: Config, model: nn.Module, batches, forward, log=print):
+    """The parameters the optimiser trains. A converting method with ``lam_rule="data"`` first
+    sets each QCFS clip λ from a percentile of the training activations and trains λ without
+    weight decay (docs/method.md §1.3); otherwise every parameter, as built."""
+    if not (METHOD_TABLE[config.method].converts and config.lam_rule == "data"):
+        return model.parameters()
+    lams = clip_from_data(model, batches, forward, config.lam_percentile)
+    shown = ", ".join(f"{v:.3f}" for v in lams)
+    log(f"QCFS clip λ from the data ({config.lam_percentile:g}th percentile): {shown}")
+    return without_clip_decay(model)
