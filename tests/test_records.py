@@ -243,6 +243,34 @@ def test_partial_runs_are_marked_in_every_table(tmp_path):
     assert tables.ledger(table, "fab")["dataset"].iloc[-1] == "mnist5k (partial)"
 
 
+# ---- the layout in records' docstring is what records hold -------------------------------------
+def _in_layout_doc(name: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", records.__doc__) is not None
+
+
+def _held(run_dir: Path) -> tuple[list[str], list[str]]:
+    """``(files, arrays of outputs.npz)`` that a record folder holds."""
+    files = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
+    with np.load(run_dir / "outputs.npz") as npz:
+        return files, sorted(npz.files)
+
+
+def test_every_file_and_array_a_record_holds_is_in_the_layout(tmp_path):
+    files = set(records.RECORD_FILES + records.WEIGHT_FILES)
+    arrays = set(records.OUTPUT_ARRAYS)
+    undocumented = sorted(n for n in files | arrays if not _in_layout_doc(n))
+    assert not undocumented, f"listed but not in the records docstring: {undocumented}"
+    config = Config.from_dict({"out_dir": str(tmp_path), "method": "qcfs", "T": 4})
+    fabricated = fabricate(config, np.random.default_rng(0), 40, 20)  # with the ANN's outputs
+    committed = sorted(p.parent for p in REPO.glob("results/*/runs/*/DONE"))
+    unlisted = set()
+    for run_dir in [fabricated, *committed]:
+        held_files, held_arrays = _held(run_dir)
+        unlisted |= {f"{run_dir.name}/{f}" for f in held_files if f not in files}
+        unlisted |= {f"{run_dir.name}/outputs.npz:{a}" for a in held_arrays if a not in arrays}
+    assert not unlisted, "held by records but not in the layout:\n" + "\n".join(sorted(unlisted))
+
+
 # ---- identity covers what changes results -----------------------------------------------------
 def test_embedded_data_fingerprint_is_the_shipped_file_and_split():
     from snnlib.data.embedded import mnist5k_path

@@ -8,11 +8,22 @@ Layout (a contract relied on by checks outside the repository)::
                           data (the fingerprint of the data read, see is_current)
         history.csv       epoch, train_loss, reg_loss, train_acc, val_acc, lr, seconds
         outputs.npz       test_outputs [T, N, K] cumulative float32, test_labels [N] int64,
-                          calib_outputs, calib_labels likewise
+                          calib_outputs, calib_labels likewise (the calibration data),
+                          test_spikes, test_synops [N] float64 (spikes and synaptic
+                          operations per test sample over all T steps), and where the
+                          method converts, ann_outputs [1, N, K] float32 (the ANN's)
         per_timestep.csv  timestep (1-based), accuracy
         cutoff.csv        policy, parameter, accuracy, avg_timestep, speedup, acc_delta
         metrics.json      summary numbers
         DONE              written last; a folder without it is unfinished
+        model.pt          the evaluated SNN's weights and the config digest (written just
+                          before DONE; see has_weights)
+        checkpoint.pt     the training state after the last epoch, from which an
+                          interrupted run resumes
+
+The two ``.pt`` files are ignored by git: records committed to ``results/`` hold the other
+files only. :data:`RECORD_FILES`, :data:`WEIGHT_FILES` and :data:`OUTPUT_ARRAYS` list the
+names above.
 
 Beside the run folder, hidden: ``.<run_id>.lock`` (the one-writer lock), and while a run is
 written, ``.<run_id>.staging/`` (the new record, swapped in once ``DONE``; see
@@ -54,6 +65,16 @@ RECORD_FILES = (
     "cutoff.csv",
     "metrics.json",
     "DONE",
+)
+WEIGHT_FILES = ("model.pt", "checkpoint.pt")  # beside RECORD_FILES, ignored by git
+OUTPUT_ARRAYS = (  # the arrays of outputs.npz; ann_outputs only where the method converts
+    "test_outputs",
+    "test_labels",
+    "calib_outputs",
+    "calib_labels",
+    "test_spikes",
+    "test_synops",
+    "ann_outputs",
 )
 HISTORY_COLUMNS = ("epoch", "train_loss", "reg_loss", "train_acc", "val_acc", "lr", "seconds")
 
