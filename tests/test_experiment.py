@@ -21,7 +21,9 @@ from snnlib.pipeline import records, train
 from snnlib.pipeline.evaluate import collect_outputs, summarise
 from snnlib.pipeline.network import network_forward
 from snnlib.pipeline.records import (
+    OUTPUT_ARRAYS,
     RECORD_FILES,
+    WEIGHT_FILES,
     RunLocked,
     git_state,
     is_done,
@@ -54,10 +56,12 @@ def tiny(tmp_path, **changes) -> Config:
 def test_each_method_leaves_a_complete_record(tmp_path, method):
     alpha = 0.0 if method == "mean" else 0.003
     run_dir = experiment.run(tiny(tmp_path, method=method, alpha=alpha), log=lambda *_: None)
-    assert sorted(p.name for p in run_dir.iterdir() if p.suffix != ".pt") == sorted(RECORD_FILES)
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(RECORD_FILES + WEIGHT_FILES)
     record = load_run(run_dir)
     assert record["config"]["method"] == method
     outputs = load_outputs(run_dir)
+    converted = {"ann_outputs"} if method == "qcfs" else set()
+    assert set(outputs) == set(OUTPUT_ARRAYS) - {"ann_outputs"} | converted
     assert outputs["test_outputs"].shape == (4, 300, 10)
     assert outputs["test_outputs"].dtype == np.float32
     assert outputs["calib_outputs"].shape == (4, 300, 10)
