@@ -18,8 +18,8 @@ NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?")
 
 
 def code_paragraphs(text: str) -> list[str]:
-    """The paragraphs that start with ``Code:`` (each runs on through its ``Tests:``)."""
-    return [p for p in re.split(r"\n\s*\n", text) if p.lstrip().startswith("Code:")]
+    """Each ``Code:`` up to the next blank line (its ``Tests:`` included)."""
+    return re.findall(r"\bCode:.*?(?=\n[ \t]*\n|\Z)", text, re.S)
 
 
 def cited_names(paragraph: str) -> tuple[list[str], list[tuple[str, str]]]:
@@ -30,7 +30,7 @@ def cited_names(paragraph: str) -> tuple[list[str], list[tuple[str, str]]]:
     current, depth = None, 0
     for span, paren in TOKEN.findall(paragraph):
         if paren:
-            depth += 1 if paren == "(" else -1
+            depth = depth + 1 if paren == "(" else max(depth - 1, 0)  # a stray ")" as in "1)"
         elif depth == 0:
             current = span if PATH.fullmatch(span) else None
             if current:
@@ -45,7 +45,7 @@ def is_defined(source: str, name: str) -> bool:
     ``Class.member`` needs both."""
     return all(
         re.search(
-            rf"^\s*(?:(?:async\s+)?def|class)\s+{part}\b|^\s*{part}\s*(?::[^=\n]*)?=",
+            rf"^\s*(?:(?:async\s+)?def|class)\s+{part}\b|^\s*{part}\s*(?::[^=\n]*)?=(?!=)",
             source,
             re.M,
         )
@@ -91,17 +91,26 @@ def importable(dotted: str) -> bool:
 def test_parser_reads_the_docs_format():
     paragraph = (
         "Code: `snnlib/a.py` (`f`, `C.m`, the readable one), `snnlib/b/` and `snnlib/c.py`\n"
-        "(`g`, hand values, $x (y)$). Tests: `tests/t.py` (`test_h`), `tests/u.py`."
+        "(`g`, hand values, $x (y)$). Tests: `tests/t.py` (`test_h`), `tests/u.py`; 1) and\n"
+        "`tests/v.py` (`test_i`)."
     )
     paths, names = cited_names(paragraph)
-    assert paths == ["snnlib/a.py", "snnlib/b/", "snnlib/c.py", "tests/t.py", "tests/u.py"]
+    assert paths == [
+        "snnlib/a.py",
+        "snnlib/b/",
+        "snnlib/c.py",
+        "tests/t.py",
+        "tests/u.py",
+        "tests/v.py",
+    ]
     assert names == [
         ("snnlib/a.py", "f"),
         ("snnlib/a.py", "C.m"),
         ("snnlib/c.py", "g"),
         ("tests/t.py", "test_h"),
+        ("tests/v.py", "test_i"),
     ]
-    source = "class C:\n    X: int = 1\n\n    def m(self):\n        pass\nY = 2\n"
+    source = "class C:\n    X: int = 1\n\n    def m(self):\n        pass\nY = 2\nZ == 3\n"
     assert all(is_defined(source, n) for n in ("C", "C.m", "X", "Y"))
     assert not any(is_defined(source, n) for n in ("m2", "C.n", "Z"))
 
@@ -141,7 +150,9 @@ def test_the_checks_report_stale_names_and_paths():
 
 def test_code_and_tests_names_in_method_md_exist():
     text = METHOD.read_text()
-    assert len(code_paragraphs(text)) >= 10, "the Code: paragraphs of docs/method.md were not found"
+    paragraphs = code_paragraphs(text)
+    assert len(paragraphs) == text.count("Code:") >= 10, "Code: paragraphs not found"
+    assert sum(p.count("Tests:") for p in paragraphs) == text.count("Tests:")
     missing = missing_in(text)
     assert not missing, "docs/method.md cites what does not exist:\n" + "\n".join(missing)
 
