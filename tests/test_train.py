@@ -52,7 +52,7 @@ def _logged_fit(tmp_path, epochs: int) -> tuple[list[int], list[nn.Module], int]
         fit(
             model,
             train=batches,
-            val=batches,
+            held_out=batches,
             objective=_objective,
             forward=_forward,
             optimizer=optimizer,
