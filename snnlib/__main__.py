@@ -1,7 +1,7 @@
 """Command line.
 
 python -m snnlib run CONFIG.yaml [key=value ...] [--force] [--wait]   one experiment
-python -m snnlib grid configs/quick.yaml [--only PATTERN] [--force] [--data-root DIR]
+python -m snnlib grid configs/quick.yaml [--only PATTERN] [--force] [--wait] [--data-root DIR]
 python -m snnlib grid configs/paper.yaml --smoke     every run for a few batches -> paper-smoke/
 python -m snnlib grid configs/paper.yaml --print-commands [--gpus-per-run N]   one line a run
 python -m snnlib figures configs/quick.yaml   every figure and table of the runs it declares
@@ -82,6 +82,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key=value overrides for every run")
     p.add_argument("--only", help="run only run_ids matching this glob or substring")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
+    p.add_argument("--wait", action="store_true", help="wait for runs another process holds")
     p.add_argument("--data-root", help="folder holding the paper datasets")
     p.add_argument("--no-notebook", action="store_true", help="call snnlib directly")
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
@@ -160,13 +161,18 @@ def _profile(target: str, overrides: list[str], smoke: bool) -> tuple[Path, list
 def figures(target: str, overrides: list[str], smoke: bool = False) -> int:
     """``figures``: every figure and table of the runs a profile declares (or of every
     finished run of a folder), the convergence of converted runs, and the regulariser study
-    where runs pair up across α."""
+    where runs pair up across α. A record whose parts disagree or cannot be read is named and
+    left out, and makes the exit status 1."""
+    from snnlib.figures import select_runs
     from snnlib.report import write_all
 
     profile_dir, runs = _profile(target, overrides, smoke)
     written = write_all(profile_dir, declared=runs)
     print(f"wrote {len(written)} files under {profile_dir}")
-    return 0
+    left_out = select_runs(profile_dir, runs)[1].refused
+    for line in left_out:
+        print(f"error: left out of every figure and table, parts disagree: {line}", file=sys.stderr)
+    return 1 if left_out else 0
 
 
 def calibration(
@@ -217,13 +223,13 @@ def grid_command(args: argparse.Namespace) -> int:
         from snnlib.smoke import with_data
 
         configs = with_data(configs)
-    failures = grid.run_grid(configs, None, args.force, not args.no_notebook)
+    failures = grid.run_grid(configs, None, args.force, not args.no_notebook, wait=args.wait)
     return 1 if failures else 0
 
 
 def _passed_on(args: argparse.Namespace) -> list[str]:
     """The options of this ``grid`` call that each printed command repeats."""
-    options = ["--smoke"] * args.smoke + ["--force"] * args.force
+    options = ["--smoke"] * args.smoke + ["--force"] * args.force + ["--wait"] * args.wait
     options += ["--no-notebook"] * args.no_notebook
     if args.data_root:
         options += ["--data-root", str(Path(args.data_root).expanduser().resolve())]

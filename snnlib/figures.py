@@ -26,7 +26,7 @@ import seaborn as sns
 from snnlib import cutoff, metrics
 from snnlib.atomic import atomic_write
 from snnlib.catalog import dataset_info
-from snnlib.records import finished_runs, load_outputs, load_run, write_csv
+from snnlib.records import finished_runs, load_outputs, load_run, refused, write_csv
 from snnlib.smoke import is_smoke, label_figure, label_table
 
 GROUP = ["dataset", "method", "arch", "T", "alpha"]
@@ -48,16 +48,19 @@ def load_runs(profile_dir: Path) -> list[dict]:
 
 @dataclass(frozen=True)
 class Coverage:
-    """Which runs a profile declares, which of them are missing, which others are present."""
+    """Which runs a profile declares, which of them are missing, which others are present,
+    and which finished records are left out because their parts disagree or cannot be read."""
 
     declared: tuple[str, ...]
     missing: tuple[str, ...]  # declared, not finished
     undeclared: tuple[str, ...]  # finished, not declared: left out of every table and figure
+    refused: tuple[str, ...] = ()  # "run_id: why", never drawn (snnlib.records.refused)
 
     def report(self) -> list[str]:
         """One line per problem (none when the records match the declaration)."""
         lines = [f"declared but not finished: {r}" for r in self.missing]
-        return lines + [f"finished but not declared (left out): {r}" for r in self.undeclared]
+        lines += [f"finished but not declared (left out): {r}" for r in self.undeclared]
+        return lines + [f"record left out, its parts disagree: {r}" for r in self.refused]
 
 
 def select_runs(profile_dir: Path, declared: Sequence | None = None) -> tuple[list[dict], Coverage]:
@@ -65,18 +68,19 @@ def select_runs(profile_dir: Path, declared: Sequence | None = None) -> tuple[li
 
     ``declared``: the configs the profile's YAML declares (:func:`snnlib.grid.expand`); only
     their runs are returned. ``None`` (a scratch profile, no YAML) takes every finished run.
+    A record whose parts disagree is left out and named (``Coverage.refused``).
     """
     present = {p.name: p for p in finished_runs(profile_dir)}
-    if declared is None:
-        names = tuple(present)
-        return [load_run(present[n]) for n in names], Coverage(names, (), ())
-    names = tuple(dict.fromkeys(c.run_id for c in declared))
+    names = tuple(present) if declared is None else tuple(dict.fromkeys(c.run_id for c in declared))
     wanted = set(names)
+    bad = refused(p for n, p in present.items() if n in wanted)
     coverage = Coverage(
         names,
         tuple(n for n in names if n not in present),
         tuple(n for n in present if n not in wanted),
+        tuple(f"{n}: {why}" for n, why in bad.items()),
     )
+    present = {n: p for n, p in present.items() if n not in bad}
     # in folder order, as without a declaration: the float sums of the tables keep their order
     return [load_run(present[n]) for n in present if n in wanted], coverage
 
