@@ -7,6 +7,7 @@ python -m snnlib grid configs/paper.yaml --print-commands [--gpus-per-run N]   o
 python -m snnlib figures configs/quick.yaml   every figure and table of the runs it declares
 python -m snnlib figures results/scratch      ... or of every finished run in a folder
 python -m snnlib calibration configs/quick.yaml   the paper's calibration vs the held-out one
+python -m snnlib digests results/quick [--backfill]   check each record's parts agree
 python -m snnlib demo [key=value ...]                               a few-minute QCFS run
 
 A run whose config names no ``profile`` goes to ``results/scratch/``, never into a named
@@ -112,6 +113,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding the runs' datasets (the training split)")
     p.add_argument("overrides", nargs="*", help="key=value overrides (e.g. out_dir=...)")
     p = sub.add_parser(
+        "digests",
+        help="check that each finished record's parts agree with the digests they state",
+        parents=[common],
+    )
+    p.add_argument("folder", help="a results/<profile> folder, or one run folder")
+    p.add_argument(
+        "--backfill",
+        action="store_true",
+        help="write digests.json for records that have none (from their parts as they are)",
+    )
+    p = sub.add_parser(
         "demo", help="a few-minute QCFS run on the embedded digits", parents=[common]
     )
     p.add_argument("overrides", nargs="*", help="key=value overrides")
@@ -188,6 +200,28 @@ def calibration(
     return 0
 
 
+def digests_command(folder: str, backfill: bool = False) -> int:
+    """``digests``: one line per finished record of ``folder``: ``[ok]``, ``[no digests]``
+    (written before records stated them), ``[wrote]`` (``backfill``: its digests.json now
+    states its parts as they are) or ``[disagree]`` with the parts; 1 where any disagrees."""
+    from snnlib import records
+    from snnlib.pipeline import digests
+
+    path = Path(folder)
+    runs = [path] if records.is_done(path) else records.finished_runs(path)
+    if not runs:
+        raise ConfigError(f"{folder}: no finished run (give a results/<profile> or a run folder)")
+    bad = records.refused(runs)
+    for run_dir in runs:
+        if run_dir.name in bad:
+            print(f"[disagree] {run_dir.name}: {bad[run_dir.name]}")
+        elif backfill and digests.backfill(run_dir):
+            print(f"[wrote] {run_dir.name}: {digests.DIGESTS}")
+        else:
+            print(f"[{'ok' if digests.stated(run_dir) else 'no digests'}] {run_dir.name}")
+    return 1 if bad else 0
+
+
 def declared(profile: str, overrides: dict, smoke: bool) -> list:
     """The configs a profile file declares with ``overrides``; their smoke runs if ``smoke``."""
     from snnlib.grid import expand
@@ -243,6 +277,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return calibration(args.profile, args.overrides, args.smoke, args.data_root)
     if args.command == "grid":
         return grid_command(args)
+    if args.command == "digests":
+        return digests_command(args.folder, args.backfill)
     if args.command == "run":
         config = load_config(args.config, args.overrides)
     else:
