@@ -110,10 +110,11 @@ def is_done(run_dir: Path) -> bool:
 
 def has_weights(run_dir: Path) -> bool:
     """Complete with its weights (``DONE`` and ``model.pt``); :func:`is_current` adds the
-    check that it was computed from the same data.
+    checks that it was computed from the same data and that its parts agree.
 
     Records committed to ``results/`` carry no weights, so a fresh clone's ``run_all.sh``
-    recomputes them (and ``git diff results/`` shows whether they reproduce).
+    recomputes them: one that reproduces leaves its files untouched (:func:`open_run`), so
+    ``git status`` shows what did not.
     """
     return is_done(run_dir) and (Path(run_dir) / "model.pt").is_file()
 

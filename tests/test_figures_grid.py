@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
+import torch
 from record_fixtures import fabricate
 
 from snnlib import figures, grid, paths
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
 from snnlib.records import mark_done, write_json
+from snnlib.train import save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -115,13 +117,14 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
     configs = [Config.from_dict({"seed": s, "out_dir": str(tmp_path)}) for s in (0, 1, 2)]
     ran = []
 
-    def fake_run(config, force=False, log=print):
+    def fake_run(config, force=False, log=print, wait=False):
         ran.append(config.seed)
         if config.seed == 1:
             raise RuntimeError("boom")
         write_json(config.run_dir / "provenance.json", {"data": data_fingerprint(config)})
         mark_done(config.run_dir)
-        (config.run_dir / "model.pt").write_bytes(b"weights")  # finished: record and weights
+        weights = {"model": {"w": torch.zeros(1)}, "config_digest": config.digest()}
+        save_checkpoint(config.run_dir / "model.pt", weights)  # finished: record and weights
         return config.run_dir
 
     monkeypatch.setattr(experiment, "run", fake_run)
