@@ -306,8 +306,9 @@ def test_wait_is_offered_where_the_lock_advises_it(tmp_path, capsys):
         with pytest.raises(RunLocked, match=r"--wait \(python -m snnlib run or grid, \./run_all"):
             with open_run(run_dir):
                 pass
-    assert parse(["grid", "configs/quick.yaml", "--wait"]).wait
-    assert main(["grid", "configs/quick.yaml", "--wait", "--print-commands"]) == 0
+    profile = str(REPO / "configs" / "quick.yaml")
+    assert parse(["grid", profile, "--wait"]).wait
+    assert main(["grid", profile, "--wait", "--print-commands"]) == 0
     assert all(line.endswith("--wait") for line in capsys.readouterr().out.splitlines())
     script = (REPO / "run_all.sh").read_text()
     assert "--wait) grid_args+=(--wait)" in script and "[--wait]" in script

@@ -443,7 +443,7 @@ def test_failed_atomic_write_leaves_the_target_and_no_temporary_file(tmp_path, m
 def test_grid_failure_summary_carries_the_notebook_error(tmp_path, monkeypatch):
     from papermill.exceptions import PapermillExecutionError
 
-    def failing(config, force=False, notebook=None, log=None):
+    def failing(config, force=False, notebook=None, log=None, wait=False):
         raise PapermillExecutionError(
             1, 1, "run(config)", "DatasetNotFoundError", "nmnist: dataset not found in '/x'", []
         )
