@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 usage() {
     cat <<'USAGE'
 Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [--only PATTERN]
-                   [--force] [--threads N] [--calibration] [--help]
+                   [--force] [--wait] [--threads N] [--calibration] [--help]
 
   (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, ~6 min)
                      and every figure and table under results/quick/
@@ -26,7 +26,10 @@ Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [-
   --data-root DIR    folder holding the paper datasets (see snnlib/data)
   --only PATTERN     only runs whose run_id matches PATTERN (glob or substring)
   --force            rerun finished runs (default: skip them; unfinished runs resume, and
-                     records without their weights, as committed, are recomputed)
+                     records without their weights, as committed, are recomputed; a
+                     recomputed record equal to the committed one leaves its files untouched)
+  --wait             wait for runs that another process is writing (default: name the
+                     process holding a run and count the run as failed)
   --threads N        CPU threads per run (default: $OMP_NUM_THREADS, else 2, the count the
                      committed records were computed with; results are bit-identical only
                      at the same count; recorded in each run's provenance.json)
@@ -99,6 +102,7 @@ while [[ $# -gt 0 ]]; do
                      calibration_args+=(--data-root "$2"); shift ;;
         --only) grid_args+=(--only "${2:?--only needs a pattern}"); shift ;;
         --force) grid_args+=(--force) ;;
+        --wait) grid_args+=(--wait) ;;
         --threads) threads=${2:?--threads needs a number}; shift ;;
         --calibration) calibration=1 ;;
         -h|--help) usage; exit 0 ;;

@@ -1,12 +1,13 @@
 """Command line.
 
 python -m snnlib run CONFIG.yaml [key=value ...] [--force] [--wait]   one experiment
-python -m snnlib grid configs/quick.yaml [--only PATTERN] [--force] [--data-root DIR]
+python -m snnlib grid configs/quick.yaml [--only PATTERN] [--force] [--wait] [--data-root DIR]
 python -m snnlib grid configs/paper.yaml --smoke     every run for a few batches -> paper-smoke/
 python -m snnlib grid configs/paper.yaml --print-commands [--gpus-per-run N]   one line a run
 python -m snnlib figures configs/quick.yaml   every figure and table of the runs it declares
 python -m snnlib figures results/scratch      ... or of every finished run in a folder
 python -m snnlib calibration configs/quick.yaml   the paper's calibration vs the held-out one
+python -m snnlib digests results/quick [--backfill]   check each record's parts agree
 python -m snnlib demo [key=value ...]                               a few-minute QCFS run
 
 A run whose config names no ``profile`` goes to ``results/scratch/``, never into a named
@@ -90,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key=value overrides for every run")
     p.add_argument("--only", help="run only run_ids matching this glob or substring")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
+    p.add_argument("--wait", action="store_true", help="wait for runs another process holds")
     p.add_argument("--data-root", help="folder holding the paper datasets")
     p.add_argument("--no-notebook", action="store_true", help="call snnlib directly")
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
@@ -118,6 +120,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="of the profile's smoke runs (--smoke)")
     p.add_argument("--data-root", help="folder holding the runs' datasets (the training split)")
     p.add_argument("overrides", nargs="*", help="key=value overrides (e.g. out_dir=...)")
+    p = sub.add_parser(
+        "digests",
+        help="check that each finished record's parts agree with the digests they state",
+        parents=[common],
+    )
+    p.add_argument("folder", help="a results/<profile> folder, or one run folder")
+    p.add_argument(
+        "--backfill",
+        action="store_true",
+        help="write digests.json for records that have none (from their parts as they are)",
+    )
     p = sub.add_parser(
         "demo", help="a few-minute QCFS run on the embedded digits", parents=[common]
     )
@@ -168,13 +181,17 @@ def _profile(target: str, overrides: list[str], smoke: bool) -> tuple[Path, list
 def figures(target: str, overrides: list[str], smoke: bool = False) -> int:
     """``figures``: every figure and table of the runs a profile declares (or of every
     finished run of a folder), the convergence of converted runs, and the regulariser study
-    where runs pair up across α."""
+    where runs pair up across α. A record whose parts disagree or cannot be read is named and
+    left out, and makes the exit status 1."""
     from snnlib.study.report import write_all
 
     profile_dir, runs = _profile(target, overrides, smoke)
-    written = write_all(profile_dir, declared=runs)
+    written, coverage = write_all(profile_dir, declared=runs)
     print(f"wrote {len(written)} files under {profile_dir}")
-    return 0
+    left_out = coverage.refused
+    for line in left_out:
+        print(f"error: left out of every figure and table, parts disagree: {line}", file=sys.stderr)
+    return 1 if left_out else 0
 
 
 def calibration(
@@ -188,6 +205,27 @@ def calibration(
     written = write_study(profile_dir, declared=runs, progress=True, data_root=data_root)
     print(f"wrote {len(written)} files under {profile_dir}")
     return 0
+
+
+def digests_command(folder: str, backfill: bool = False) -> int:
+    """``digests``: one line per finished record of ``folder``: ``[ok]``, ``[no digests]``
+    (written before records stated them), ``[wrote]`` (``backfill``: its digests.json now
+    states its parts as they are) or ``[disagree]`` with the parts; 1 where any disagrees."""
+    from snnlib.pipeline import digests, records
+
+    path = Path(folder)
+    runs = [path] if records.is_done(path) else records.finished_runs(path)
+    if not runs:
+        raise ConfigError(f"{folder}: no finished run (give a results/<profile> or a run folder)")
+    bad = records.refused(runs)
+    for run_dir in runs:
+        if run_dir.name in bad:
+            print(f"[disagree] {run_dir.name}: {bad[run_dir.name]}")
+        elif backfill and digests.backfill(run_dir):
+            print(f"[wrote] {run_dir.name}: {digests.DIGESTS}")
+        else:
+            print(f"[{'ok' if digests.stated(run_dir) else 'no digests'}] {run_dir.name}")
+    return 1 if bad else 0
 
 
 def declared(profile: str, overrides: dict, smoke: bool) -> list:
@@ -226,13 +264,13 @@ def grid_command(args: argparse.Namespace) -> int:
         from snnlib.pipeline.smoke import with_data
 
         configs = with_data(configs)
-    failures = grid.run_grid(configs, None, args.force, not args.no_notebook)
+    failures = grid.run_grid(configs, None, args.force, not args.no_notebook, wait=args.wait)
     return 1 if failures else 0
 
 
 def _passed_on(args: argparse.Namespace) -> list[str]:
     """The options of this ``grid`` call that each printed command repeats."""
-    options = ["--smoke"] * args.smoke + ["--force"] * args.force
+    options = ["--smoke"] * args.smoke + ["--force"] * args.force + ["--wait"] * args.wait
     options += ["--no-notebook"] * args.no_notebook
     if args.data_root:
         options += ["--data-root", str(Path(args.data_root).expanduser().resolve())]
@@ -246,6 +284,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return calibration(args.profile, args.overrides, args.smoke, args.data_root)
     if args.command == "grid":
         return grid_command(args)
+    if args.command == "digests":
+        return digests_command(args.folder, args.backfill)
     if args.command == "run":
         config = load_config(args.config, args.overrides)
     else:

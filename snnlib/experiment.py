@@ -2,7 +2,10 @@
 
 ``run(config) -> run_dir`` is the single entry point; ``python -m snnlib run`` and the
 ``10_train`` notebook call it. A finished run (``DONE`` and ``model.pt`` present, computed
-from the same data: :func:`snnlib.pipeline.records.is_current`) is skipped unless ``force=True``.
+from the same data, its parts agreeing with their digests:
+:func:`snnlib.pipeline.records.is_current`)
+is skipped unless ``force=True``; a rerun that computes the same content leaves the record's
+files as they were and says "identical" (:func:`snnlib.pipeline.records.open_run`).
 Config, data and device are checked before anything is written; then the run holds its lock
 (:func:`snnlib.pipeline.records.open_run`) and writes its new record, checkpoint included, into the
 staging folder, which replaces the old record only once it is ``DONE``: a failure leaves the
@@ -26,7 +29,7 @@ from snnlib.config import Config
 from snnlib.data.batching import Splits, batches_for, load_splits
 from snnlib.data.fingerprint import data_fingerprint
 from snnlib.methods import METHOD_TABLE
-from snnlib.pipeline import records
+from snnlib.pipeline import digests, records
 from snnlib.pipeline.evaluate import collect_outputs, summarise, with_spike_dropout
 from snnlib.pipeline.network import (
     build_network,
@@ -42,7 +45,6 @@ from snnlib.pipeline.train import (
     distributed,
     fit,
     load_checkpoint,
-    save_checkpoint,
     seed_everything,
     select_device,
     silent,
@@ -60,7 +62,7 @@ def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = F
     rank, world = distributed()
     log = log if rank == 0 else silent  # under torchrun only rank 0 reports and writes
     fingerprint = data_fingerprint(config)  # refuses missing data, or an incomplete copy
-    if _skip(run_dir, fingerprint, force, log):
+    if _skip(run_dir, fingerprint, force, log, say_why=True):
         return run_dir
     started = time.time()
     device = select_device(config.device)
@@ -71,7 +73,7 @@ def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = F
         if not _skip(run_dir, fingerprint, force, log):
             train_network(config, splits, device, records.staging_dir(run_dir), log)
         return run_dir
-    with records.open_run(run_dir, wait=wait) as stage:
+    with records.open_run(run_dir, wait=wait, log=log) as stage:
         barrier(world)
         if _skip(run_dir, fingerprint, force, log):  # finished by the process we waited for
             return run_dir
@@ -84,10 +86,16 @@ def run(config: Config | dict, force: bool = False, log=print, *, wait: bool = F
     return run_dir
 
 
-def _skip(run_dir: Path, fingerprint: dict, force: bool, log) -> bool:
-    if records.is_current(run_dir, fingerprint) and not force:
+def _skip(run_dir: Path, fingerprint: dict, force: bool, log, say_why: bool = False) -> bool:
+    """Whether the run is current and not forced (then debris of a crashed swap is repaired);
+    ``say_why``: log why a finished record is recomputed."""
+    why = records.why_rerun(run_dir, fingerprint)
+    if why is None and not force:
+        records.repair(run_dir)
         log(f"[skip] {run_dir} is finished (force=True reruns it)")
         return True
+    if say_why and why is not None and records.is_done(run_dir):
+        log(f"[recompute] {run_dir.name}: {why}")
     return False
 
 
@@ -164,7 +172,8 @@ def paper_calibration_data(config: Config, snn: nn.Module):
 def write_record(
     folder: Path, config: Config, snn: nn.Module, arrays: dict, history: list, info: dict
 ) -> dict:
-    """Write the run record into ``folder``, ``model.pt`` and ``DONE`` last; return the summary.
+    """Write the run record into ``folder``, ``model.pt``, ``digests.json`` and ``DONE`` last;
+    return the summary.
 
     ``info`` holds the provenance's ``device``, ``started`` (a ``time.time()``),
     ``world_size`` and ``data`` (the data fingerprint, read by
@@ -187,9 +196,7 @@ def write_record(
         data=info["data"],
     )
     write_json(folder / "provenance.json", provenance)
-    save_checkpoint(
-        folder / "model.pt", {"model": snn.state_dict(), "config_digest": config.digest()}
-    )
+    digests.seal(folder, snn.state_dict(), config.digest())  # model.pt and digests.json
     records.mark_done(folder)
     return summary
 
@@ -199,7 +206,10 @@ def load_snn(run_dir: Path | str) -> tuple[Config, nn.Module]:
 
     The SNN is what the run evaluated (for ``qcfs`` the converted IF network). The checkpoint
     loads with ``weights_only=True`` and must belong to the run's ``config.json``
-    (:class:`~snnlib.pipeline.train.CheckpointError` otherwise).
+    (:class:`~snnlib.pipeline.train.CheckpointError` otherwise) and to its record: weights whose
+    digest
+    disagrees with the record's (:func:`snnlib.pipeline.records.check_parts`) raise
+    :class:`~snnlib.pipeline.records.RecordError` naming the run and the part.
     """
     run_dir = Path(run_dir)
     if not records.has_weights(run_dir):
@@ -207,6 +217,7 @@ def load_snn(run_dir: Path | str) -> tuple[Config, nn.Module]:
             f"run_dir={str(run_dir)!r} is not a finished run with a model.pt (records copied "
             "without weights, like results/quick, cannot be loaded; rerun the config)"
         )
+    records.check_parts(run_dir)
     config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
     snn = to_snn(config, build_network(config), log=silent)
     weights = load_checkpoint(run_dir / "model.pt", config.digest())["model"]

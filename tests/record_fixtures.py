@@ -7,16 +7,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from snnlib.config import Config
+from snnlib.pipeline import digests
 from snnlib.pipeline.evaluate import summarise
 from snnlib.pipeline.records import HISTORY_COLUMNS, mark_done, write_csv, write_json, write_npz
 
 
 def fabricate(
-    config: Config, rng: np.random.Generator, n_test: int = 200, n_calib: int = 100
+    config: Config,
+    rng: np.random.Generator,
+    n_test: int = 200,
+    n_calib: int = 100,
+    sealed: bool = False,
 ) -> Path:
-    """A finished record under ``config.run_dir``; returns that folder."""
+    """A finished record under ``config.run_dir``; returns that folder. ``sealed``: with random
+    weights in ``model.pt`` and the parts' digests, as a run writes them (else as records were
+    written before digests existed)."""
     T, K = config.T, 10
 
     def cumulative(n):
@@ -47,5 +55,8 @@ def fabricate(
     write_csv(run_dir / "per_timestep.csv", per_t)
     write_csv(run_dir / "cutoff.csv", table)
     write_json(run_dir / "metrics.json", summary)
+    if sealed:
+        weights = {"w": torch.from_numpy(rng.normal(size=4).astype(np.float32))}
+        digests.seal(run_dir, weights, config.digest())
     mark_done(run_dir)
     return run_dir

@@ -57,7 +57,7 @@ def test_table_and_figures_only_for_converted_runs(tmp_path):
         direct = Config(**base, method="tet", arch="dvs-cnn", dataset="mnist5k-dvs", seed=seed)
         fabricate(direct, rng)
     lines = []
-    written = write_all(tmp_path / "p", log=lines.append)
+    written, _ = write_all(tmp_path / "p", log=lines.append)
     names = {p.relative_to(tmp_path / "p").as_posix() for p in written}
     assert {"tables/convergence.csv", "figures/convergence_mnist5k.png"} <= names
     assert not any("convergence_mnist5k-dvs" in n for n in names)

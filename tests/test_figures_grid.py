@@ -4,12 +4,14 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 from record_fixtures import fabricate
 
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
 from snnlib.pipeline import grid, records
 from snnlib.pipeline.records import mark_done, select_runs, write_json
+from snnlib.pipeline.train import save_checkpoint
 from snnlib.study import figures, report, tables
 from snnlib.tools import paths
 
@@ -44,7 +46,7 @@ def profile_dir(tmp_path_factory):
 
 @pytest.mark.slow
 def test_write_all_writes_every_figure_and_table(profile_dir):
-    written = report.write_all(profile_dir)
+    written, _ = report.write_all(profile_dir)
     assert all(p.is_file() and p.stat().st_size > 0 for p in written)
     names = {p.name for p in written}
     for stem in ("accuracy_vs_timestep", "tradeoff", "exits"):
@@ -54,7 +56,7 @@ def test_write_all_writes_every_figure_and_table(profile_dir):
         assert {f"{table}.csv", f"{table}.md", f"{table}.tex"} <= names
     # Redrawn from the same records, every file is byte-identical (no dates, fixed SVG ids).
     before = {p: p.read_bytes() for p in written}
-    assert report.write_all(profile_dir) == written
+    assert report.write_all(profile_dir)[0] == written
     assert all(p.read_bytes() == before[p] for p in written)
 
 
@@ -142,13 +144,14 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
     configs = [Config.from_dict({"seed": s, "out_dir": str(tmp_path)}) for s in (0, 1, 2)]
     ran = []
 
-    def fake_run(config, force=False, log=print):
+    def fake_run(config, force=False, log=print, wait=False):
         ran.append(config.seed)
         if config.seed == 1:
             raise RuntimeError("boom")
         write_json(config.run_dir / "provenance.json", {"data": data_fingerprint(config)})
         mark_done(config.run_dir)
-        (config.run_dir / "model.pt").write_bytes(b"weights")  # finished: record and weights
+        weights = {"model": {"w": torch.zeros(1)}, "config_digest": config.digest()}
+        save_checkpoint(config.run_dir / "model.pt", weights)  # finished: record and weights
         return config.run_dir
 
     monkeypatch.setattr(experiment, "run", fake_run)

@@ -117,7 +117,7 @@ def test_train_notebook_runs_the_config_it_is_given(trained):
     config, executed = trained
     assert is_done(config.run_dir)
     nb = nbformat.read(executed, as_version=4)
-    assert nb.metadata.papermill.parameters == {**config.to_dict(), "force": False}
+    assert nb.metadata.papermill.parameters == {**config.to_dict(), "force": False, "wait": False}
     assert load_run(config.run_dir)["config"] == config.to_dict()
     assert len(outputs(nb, "image/png")) >= 2  # training curve, accuracy per timestep
 
@@ -194,15 +194,15 @@ def declared(name: str) -> dict:
 
 
 def test_train_notebook_declares_exactly_the_config_fields():
-    assert set(declared("10_train")) == {f.name for f in fields(Config)} | {"force"}
+    assert set(declared("10_train")) == {f.name for f in fields(Config)} | {"force", "wait"}
 
 
 def test_train_notebook_defaults_are_configs_own():
     """The parameters cell is the one list of fields, with no second set of defaults."""
     values = {k: ast.literal_eval(v["default"]) for k, v in declared("10_train").items()}
-    assert values.pop("force") is False
+    assert values.pop("force") is False and values.pop("wait") is False
     assert Config.from_dict(values) == Config()
-    grid.check_parameters({**Config().to_dict(), "force": False})  # what grid.execute passes
+    grid.check_parameters({**Config().to_dict(), "force": False, "wait": False})  # as execute
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from data_fixtures import DAMAGE, damage
 from record_fixtures import fabricate
 
@@ -30,6 +31,7 @@ from snnlib.data.standins import write_nmnist
 from snnlib.data.validate import IncompleteDatasetError, check_complete
 from snnlib.pipeline import grid, records
 from snnlib.pipeline.records import RunLocked, mark_done, open_run, staging_dir
+from snnlib.pipeline.train import save_checkpoint
 from snnlib.study import tables
 from snnlib.tools.atomic import atomic_write
 from snnlib.tools.yamlfile import YAMLFileError
@@ -38,9 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _record(run_dir: Path, text: str) -> Path:
+    """A finished record as written before records stated digests (weights that state none)."""
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.json").write_text(text)
-    (run_dir / "model.pt").write_bytes(b"\x00weights")
+    save_checkpoint(run_dir / "model.pt", {"model": {"w": torch.zeros(2)}, "config_digest": "x"})
     mark_done(run_dir)
     return run_dir
 
@@ -322,6 +325,8 @@ def test_is_current_needs_weights_and_the_same_data(tmp_path):
     records.write_json(run_dir / "provenance.json", {"data": fp})
     assert records.is_current(run_dir, fp)
     assert not records.is_current(run_dir, {**fp, "listing": "another copy"})
+    (run_dir / "model.pt").write_bytes(b"\x00weights")
+    assert not records.is_current(run_dir, fp)  # weights that cannot be read
     (run_dir / "model.pt").unlink()
     assert not records.is_current(run_dir, fp)  # a committed record without weights
 
@@ -467,7 +472,7 @@ def test_failed_atomic_write_leaves_the_target_and_no_temporary_file(tmp_path, m
 def test_grid_failure_summary_carries_the_notebook_error(tmp_path, monkeypatch):
     from papermill.exceptions import PapermillExecutionError
 
-    def failing(config, force=False, notebook=None, log=None):
+    def failing(config, force=False, notebook=None, log=None, wait=False):
         raise PapermillExecutionError(
             1, 1, "run(config)", "DatasetNotFoundError", "nmnist: dataset not found in '/x'", []
         )

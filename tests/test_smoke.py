@@ -113,7 +113,7 @@ def test_standins_only_for_missing_datasets(tmp_path):
 def test_smoke_figures_and_tables_say_smoke(tmp_path):
     config = Config(out_dir=str(tmp_path), profile="p-smoke", smoke=True, bins=20)
     fabricate(config, np.random.default_rng(0))
-    written = report.write_all(tmp_path / "p-smoke")
+    written, _ = report.write_all(tmp_path / "p-smoke")
     summary = (tmp_path / "p-smoke" / "tables" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("smoke,") and summary[1].startswith("True,")
     svg = next(p for p in written if p.suffix == ".svg").read_text()

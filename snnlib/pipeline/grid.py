@@ -31,7 +31,7 @@ from pathlib import Path
 from snnlib.checks import shown
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
-from snnlib.pipeline.records import is_current, is_done
+from snnlib.pipeline.records import is_current, is_done, repair
 from snnlib.tools import paths
 from snnlib.tools.yamlfile import load_yaml
 
@@ -146,13 +146,21 @@ class _Lines:
         pass
 
 
-def execute(config: Config, force: bool = False, notebook: Path = TRAIN_NOTEBOOK, log=None) -> Path:
+def execute(
+    config: Config,
+    force: bool = False,
+    notebook: Path = TRAIN_NOTEBOOK,
+    log=None,
+    wait: bool = False,
+) -> Path:
     """Run one config through the training notebook; return the executed copy's path.
-    ``log``: called with each line the notebook prints, as it prints it."""
+    ``log``: called with each line the notebook prints, as it prints it; ``wait``: wait for
+    another process that holds the run (see :func:`snnlib.experiment.run`)."""
     import papermill
 
     params = config.to_dict()
     params["force"] = force
+    params["wait"] = wait
     # the notebook takes paths relative to the repository root, as the records keep them
     for key in ("out_dir", "data_root"):
         if params[key] is not None:
@@ -260,10 +268,13 @@ def run_grid(
     force: bool = False,
     use_notebook: bool = True,
     log=None,
+    wait: bool = False,
 ) -> list[tuple[str, str]]:
     """Run every config (those whose run_id matches ``only``); return failures. Each run is
     announced with its place in the grid, and its epoch lines are shown as they come
-    (``log``: default, printed above the grid's progress bar)."""
+    (``log``: default, printed above the grid's progress bar). ``wait``: a run that another
+    process holds is waited for rather than failed. A skipped run repairs the debris of a
+    crashed swap (:func:`snnlib.pipeline.records.repair`)."""
     from tqdm.auto import tqdm
 
     log = tqdm.write if log is None else log
@@ -281,15 +292,16 @@ def run_grid(
         t0 = time.perf_counter()
         try:
             if not force and is_current(config.run_dir, data_fingerprint(config)):
+                repair(config.run_dir)
                 log(f"[skip] {config.run_id} (finished, same data)")
                 continue
             log(f"[{i}/{len(selected)}] {config.run_id}")
             if use_notebook:
-                execute(config, force, log=log)
+                execute(config, force, log=log, wait=wait)
             else:
                 from snnlib.experiment import run
 
-                run(config, force=force, log=log)
+                run(config, force=force, log=log, wait=wait)
             log(f"[ok] {config.run_id} in {time.perf_counter() - t0:.1f}s")
         except Exception as err:  # one failing run must not stop the others
             if getattr(err, "ename", None) == "KeyboardInterrupt":  # Ctrl-C reached the kernel

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from snnlib.pipeline.records import select_runs
+from snnlib.pipeline.records import Coverage, select_runs
 from snnlib.study import convergence, figures, regulariser, tables
 
 
@@ -29,10 +29,11 @@ def ledger_claims(runs: list[dict], profile: str, paired: pd.DataFrame) -> list[
 
 def write_all(
     profile_dir: Path, out_dir: Path | None = None, declared: Sequence | None = None, log=print
-) -> list[Path]:
+) -> tuple[list[Path], Coverage]:
     """Write every figure and table of ``profile_dir`` under ``out_dir`` (default: the profile
-    folder); return the files written. ``declared``: see
-    :func:`snnlib.pipeline.records.select_runs`; what is missing or not declared is logged.
+    folder); return the files written and the coverage of the runs (``declared``: see
+    :func:`snnlib.pipeline.records.select_runs`). What is missing, not declared or left out
+    because its parts disagree is logged, one line each.
 
     The ledger carries, after the paper's speed-up claims, the convergence claim of the
     converted runs and the RCS claim of each α with paired runs (what was measured, failed
@@ -49,4 +50,5 @@ def write_all(
     written = tables.write_tables(runs, out_dir, profile_dir.name, claims)
     written += figures.write_figures(runs, out_dir)
     written += convergence.write_convergence(runs, out_dir, log)
-    return written + regulariser.write_study(paired, out_dir, smoke=tables.is_smoke(runs), log=log)
+    written += regulariser.write_study(paired, out_dir, smoke=tables.is_smoke(runs), log=log)
+    return written, coverage
