@@ -123,7 +123,7 @@ eval "$("$PY" -m snnlib.allocator --shell)"
 export OMP_NUM_THREADS=$threads
 case $mode in
     test)
-        "$PY" -m ruff check snnlib tests benchmarks
+        "$PY" -m ruff check snnlib tests benchmarks examples
         shopt -s nullglob
         notebooks=(notebooks/*.ipynb)
         [[ ${#notebooks[@]} -eq 0 ]] || "$PY" -m nbstripout --verify "${notebooks[@]}"
