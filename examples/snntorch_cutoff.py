@@ -90,8 +90,10 @@ def main() -> None:
     res = run_anytime(SnnTorchAdapter(net), x_test, cutoff.TopK(betas), t_max=T)
     assert np.array_equal(res.exit_steps, exits), "anytime exits differ from the offline ones"
     assert np.array_equal(res.predictions, metrics.predict_at_exit(cum, exits))
-    print(f"anytime: same exits and predictions, {res.work_fraction:.0%} of the full run's "
-          "sample-steps computed")
+    print(
+        f"anytime: same exits and predictions, {res.work_fraction:.0%} of the full run's "
+        "sample-steps computed"
+    )
 
 
 if __name__ == "__main__":

@@ -93,8 +93,10 @@ def main() -> None:
     res = run_anytime(SpikingJellyAdapter(net), x_test, cutoff.TopK(betas), sequence=True)
     assert np.array_equal(res.exit_steps, exits), "anytime exits differ from the offline ones"
     assert np.array_equal(res.predictions, metrics.predict_at_exit(cum, exits))
-    print(f"anytime: same exits and predictions, {res.work_fraction:.0%} of the full run's "
-          "sample-steps computed")
+    print(
+        f"anytime: same exits and predictions, {res.work_fraction:.0%} of the full run's "
+        "sample-steps computed"
+    )
 
 
 if __name__ == "__main__":
