@@ -389,6 +389,24 @@ def test_colab_cell_pins_torch_and_numpy_and_installs_the_rest(tmp_path, monkeyp
     assert sys.path[0] == str(clone)
 
 
+def test_colab_cell_without_a_repository_says_what_to_do_and_raises_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **_: calls.append(cmd))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    clone = tmp_path / "snnlib"
+    source = badges.colab_install_source(None, str(clone))
+    exec(compile(source, "colab-install", "exec"), {})  # no clone yet: one line, no error
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "git clone" in out and str(clone) in out
+    assert calls == []
+    clone.mkdir()  # the user cloned it: the same cell installs from there
+    exec(compile(source, "colab-install", "exec"), {})
+    assert len(calls) == 2 and str(clone) in calls[1] and sys.path[0] == str(clone)
+
+
 def test_colab_cell_is_inert_elsewhere(monkeypatch):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     cwd, path = Path.cwd(), list(sys.path)
