@@ -32,6 +32,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from record_fixtures import fabricate
 
@@ -470,8 +471,11 @@ def test_environment_yml_lists_the_dependencies_of_pyproject():
     python = next(d for d in conda if d.startswith("python="))
     pip = next(d for d in spec if isinstance(d, dict))["pip"]
     listed = {}
-    for entry in [d for d in conda if d != python] + [d for d in pip if d != "-e ."]:
+    assert "-e .[dev]" in pip  # snnlib with the test tools: ./run_all.sh test runs from it
+    for entry in [d for d in conda if d != python] + [d for d in pip if d != "-e .[dev]"]:
         req = Requirement(entry)
         listed[canonicalize_name(CONDA_NAMES.get(req.name, req.name))] = str(req.specifier)
     assert listed == dependencies_of_pyproject(python.removeprefix("python="))
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert python.removeprefix("python=") in SpecifierSet(requires)
     assert {"jupyterlab", "nbconvert", "papermill", "ipykernel"} <= set(listed)
