@@ -75,9 +75,12 @@ setup() {
         echo "[setup] .venv is up to date"
         return
     fi
-    echo "[setup] installing snnlib and its dependencies into .venv (first run: a few minutes)"
+    echo "[setup] installing snnlib and its dependencies into .venv with pip: PyTorch and"
+    echo "[setup] torchvision (on Linux from PyPI with their CUDA libraries: about 5 GB installed,"
+    echo "[setup] most of the download), JupyterLab, papermill, tonic, pandas, matplotlib, and the"
+    echo "[setup] test tools (pytest, ruff, SpikingJelly, snnTorch, selenium); first run: minutes"
     "$PY" -m pip install --quiet --upgrade pip
-    "$PY" -m pip install --quiet -e '.[dev]'
+    "$PY" -m pip install --progress-bar on -e '.[dev]'
     # the notebooks' kernel and JupyterLab default (the same step Binder runs)
     PYTHON="$PY" ./postBuild
     echo "$want" > "$stamp"
