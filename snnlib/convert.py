@@ -55,10 +55,12 @@ CONVERSIONS: dict[type[nn.Module], Callable[[nn.Module], nn.Module]] = {QCFS: qc
 
 @dataclass(frozen=True)
 class Replacement:
-    """One converted module: its dotted path, the old type name and the new threshold."""
+    """One converted module: its dotted path, the old and the new kind (``"IF"`` for the
+    neurons of :func:`qcfs_to_if`) and the new threshold."""
 
     path: str
     old: str
+    new: str
     threshold: float
 
 
@@ -90,8 +92,10 @@ def convert(ann: nn.Module, conversions=None) -> tuple[nn.Module, list[Replaceme
             new = rule(child)
             setattr(parent, child_name, new)
             path = f"{parent_name}.{child_name}" if parent_name else child_name
-            threshold = float(new.threshold.mean()) if isinstance(new, LIF) else float("nan")
-            report.append(Replacement(path, type(child).__name__, threshold))
+            spiking = isinstance(new, LIF)
+            threshold = float(new.threshold.mean()) if spiking else float("nan")
+            kind = new.kind if spiking else type(new).__name__
+            report.append(Replacement(path, type(child).__name__, kind, threshold))
     if not report:
         raise ValueError(
             f"nothing to convert: no module of type {[t.__name__ for t in conversions]} "

@@ -143,34 +143,46 @@ def errors_in_page(driver) -> list[str]:
     return [t for t in texts if "Traceback" in t or "Error" in t]
 
 
-def move_slider(driver) -> tuple[str, str, str]:
-    """Drag the ε slider's handle to the right; returns the readout before and after and the
-    table beside the slider, once it has changed and shows the readout's new ε (the output
-    may render more than once while the value moves)."""
+TABLE = ".widget-interact .widget-output table"
+CELLS = """const table = arguments[0];
+const head = Array.from(table.querySelectorAll('thead th')).map(c => c.textContent.trim());
+const body = Array.from(table.querySelectorAll('tbody td')).map(c => c.textContent.trim());
+return head.map((h, i) => [h, body[i]]);"""
+
+
+def slider_table(driver) -> dict[str, str]:
+    """The operating point beside the ε slider: ``{column: cell}``."""
+    return dict(driver.execute_script(CELLS, driver.find_element("css selector", TABLE)))
+
+
+def move_slider(driver) -> tuple[str, str, dict[str, str], dict[str, str]]:
+    """Drag the ε slider's handle to the end farther from its value; returns the readout
+    before and after and the table beside the slider before and after, once it has changed
+    and shows the readout's new ε (the output may render more than once while the value
+    moves)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    table = wait_for(
-        driver,
-        lambda d: d.find_element("css selector", ".widget-interact .widget-output table").text,
-        30,
-        "the ε slider and its table to render",
-    )
+    table = wait_for(driver, slider_table, 30, "the ε slider and its table to render")
     interact = driver.find_element("css selector", ".widget-interact")
     handle = interact.find_element("css selector", ".widget-slider .noUi-handle")
     readout = interact.find_element("css selector", ".widget-readout")
+    track = interact.find_element("css selector", ".widget-slider .noUi-base")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", interact)
     before = readout.text
-    ActionChains(driver).drag_and_drop_by_offset(handle, 60, 0).perform()
+    # to the far end: the largest change of the thresholds, so accuracy and exits move too
+    to_right = float(before) < 0.05
+    offset = track.size["width"] + 20 if to_right else -(track.size["width"] + 20)
+    ActionChains(driver).drag_and_drop_by_offset(handle, offset, 0).perform()
 
-    def settled(d) -> tuple[str, str] | None:
-        now = interact.find_element("css selector", ".widget-output table").text
+    def settled(d) -> tuple[str, dict[str, str]] | None:
+        now = slider_table(d)
         value = readout.text
-        return (value, now) if now != table and value != before and value in now else None
+        return (value, now) if now != table and value != before and now.get("ε") == value else None
 
     after, shown = wait_for(
         driver, settled, 30, "the table beside the ε slider to change and show the readout's ε"
     )
-    return before, after, shown
+    return before, after, table, shown
 
 
 def save_and_restart(driver, lab, notebook: Path) -> None:
@@ -204,9 +216,11 @@ def test_walkthrough_runs_in_jupyterlab_and_its_slider_updates_the_table(browser
         assert not errors, "error output in the page:\n" + "\n".join(errors)
         assert len(prompts(browser)) == code_cells(notebook)
         assert all(p[1:-2].isdigit() for p in prompts(browser)), prompts(browser)
-        before, after, table = move_slider(browser)
+        before, after, first, moved = move_slider(browser)
         assert before != after, f"the ε readout stayed at {before}"
-        assert after in table, f"the table does not show ε = {after}:\n{table}"
+        assert moved["ε"] == after, f"the table does not show ε = {after}: {moved}"
+        for column in ("Top-K accuracy", "average exit step", "β_t"):  # not only its ε
+            assert moved[column] != first[column], f"{column} did not move: {first} -> {moved}"
         screenshot = tmp_path / "walkthrough.png"
         assert browser.save_screenshot(str(screenshot))
         save_and_restart(browser, lab, notebook)

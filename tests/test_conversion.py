@@ -59,7 +59,7 @@ def test_conversion_replaces_every_qcfs_by_type():
     snn, report = convert(ann)
     lifs = [m for m in snn.modules() if isinstance(m, LIF)]
     assert len(lifs) == len(report) == 2
-    assert [r.path for r in report] == ["2", "3.1"]
+    assert [(r.path, r.old, r.new) for r in report] == [("2", "QCFS", "IF"), ("3.1", "QCFS", "IF")]
     assert not any(isinstance(m, QCFS) for m in snn.modules())
     assert sum(isinstance(m, QCFS) for m in ann.modules()) == 2  # the ANN is untouched
     for lif, q in zip(lifs, [m for m in ann.modules() if isinstance(m, QCFS)], strict=True):

@@ -32,6 +32,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from record_fixtures import fabricate
 
@@ -227,24 +228,57 @@ def test_one_parameters_cell_that_papermill_reads_whole(name):
 
 
 # ---- stripped -------------------------------------------------------------------------------
+def committed_text(path: Path, repo: Path = REPO) -> str:
+    """What ``git add`` puts in the repository for ``path``: the index copy where git's
+    nbstripout filter applies (a notebook saved with outputs in Lab is stripped on ``git add``;
+    the set-up installs the filter), else the file itself."""
+    git = ["git", "-C", str(repo)]
+    attr = subprocess.run([*git, "check-attr", "filter", "--", str(path)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if attr.returncode == 0 and attr.stdout.strip().endswith(": nbstripout"):
+        rel = path.relative_to(repo).as_posix()
+        shown = subprocess.run([*git, "show", f":{rel}"], capture_output=True, text=True,
+                               check=False)  # fmt: skip
+        if shown.returncode == 0:  # tracked
+            return shown.stdout
+    return path.read_text()
+
+
 @pytest.mark.slow  # runs nbstripout on every notebook
 def test_notebooks_are_committed_stripped():
     pytest.importorskip("nbstripout")
-    paths_ = [str(NOTEBOOKS / f"{name}.ipynb") for name in NAMES]
-    done = subprocess.run(
-        [sys.executable, "-m", "nbstripout", "--verify", *paths_],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"run `nbstripout notebooks/*.ipynb`:\n{done.stdout}{done.stderr}"
-    for path in paths_:
-        nb = nbformat.read(path, as_version=4)
+    for name in NAMES:
+        text = committed_text(NOTEBOOKS / f"{name}.ipynb")
+        done = subprocess.run(
+            [sys.executable, "-m", "nbstripout", "--verify"],
+            input=text, check=False, capture_output=True, text=True,
+        )  # fmt: skip
+        assert done.returncode == 0, f"run `nbstripout notebooks/{name}.ipynb`:\n{done.stdout}"
+        nb = nbformat.reads(text, as_version=4)
         assert all(
             not c.get("outputs") and c.get("execution_count") is None
             for c in nb.cells
             if c.cell_type == "code"
         )
+
+
+def test_a_notebook_saved_with_outputs_is_committed_stripped(tmp_path):
+    """With git's nbstripout filter (the set-up's), what git holds of a notebook saved with
+    outputs is stripped, and the check above reads that; without the filter, the file."""
+    pytest.importorskip("nbstripout")
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"})]
+    nb.cells[0].execution_count = 1
+    path = repo / "notebooks" / "a.ipynb"
+    nbformat.write(nb, path)
+    subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
+    assert "execute_result" in committed_text(path, repo)  # no filter: the saved file
+    subprocess.run([sys.executable, "-m", "nbstripout", "--install"], cwd=repo, check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "notebooks/a.ipynb"], check=True)
+    assert "execute_result" in path.read_text()
+    assert "execute_result" not in committed_text(path, repo)
 
 
 # ---- the repository root --------------------------------------------------------------------
@@ -390,6 +424,24 @@ def test_colab_cell_pins_torch_and_numpy_and_installs_the_rest(tmp_path, monkeyp
     assert sys.path[0] == str(clone)
 
 
+def test_colab_cell_without_a_repository_says_what_to_do_and_raises_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **_: calls.append(cmd))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    clone = tmp_path / "snnlib"
+    source = badges.colab_install_source(None, str(clone))
+    exec(compile(source, "colab-install", "exec"), {})  # no clone yet: one line, no error
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "git clone" in out and str(clone) in out
+    assert calls == []
+    clone.mkdir()  # the user cloned it: the same cell installs from there
+    exec(compile(source, "colab-install", "exec"), {})
+    assert len(calls) == 2 and str(clone) in calls[1] and sys.path[0] == str(clone)
+
+
 def test_colab_cell_is_inert_elsewhere(monkeypatch):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     cwd, path = Path.cwd(), list(sys.path)
@@ -420,8 +472,11 @@ def test_environment_yml_lists_the_dependencies_of_pyproject():
     python = next(d for d in conda if d.startswith("python="))
     pip = next(d for d in spec if isinstance(d, dict))["pip"]
     listed = {}
-    for entry in [d for d in conda if d != python] + [d for d in pip if d != "-e ."]:
+    assert "-e .[dev]" in pip  # snnlib with the test tools: ./run_all.sh test runs from it
+    for entry in [d for d in conda if d != python] + [d for d in pip if d != "-e .[dev]"]:
         req = Requirement(entry)
         listed[canonicalize_name(CONDA_NAMES.get(req.name, req.name))] = str(req.specifier)
     assert listed == dependencies_of_pyproject(python.removeprefix("python="))
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert python.removeprefix("python=") in SpecifierSet(requires)
     assert {"jupyterlab", "nbconvert", "papermill", "ipykernel"} <= set(listed)

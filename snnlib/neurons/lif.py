@@ -82,6 +82,15 @@ class LIF(SpikingModule):
             raise ValueError(f"threshold={threshold.tolist()!r} must be > 0")
         self.register_buffer("threshold", threshold)
 
+    @property
+    def kind(self) -> str:
+        """``"IF"`` without leak (``decay = 1``, the neuron of conversion), else ``"LIF"``.
+
+        >>> LIF(decay=1.0).kind, LIF(decay=0.5).kind
+        ('IF', 'LIF')
+        """
+        return "IF" if self.params.decay == 1.0 else "LIF"
+
     def init_state(self, x: Tensor) -> LIFState:
         """The fresh state for an input ``x`` ``[T, B, ...]``: ``v = v_init`` ``[B, ...]``."""
         return LIFState(torch.full_like(x[0], self.params.v_init), self.params.v_init)

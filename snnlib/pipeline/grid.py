@@ -31,7 +31,7 @@ from pathlib import Path
 from snnlib.checks import shown
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
-from snnlib.pipeline.records import is_current, is_done, repair
+from snnlib.pipeline.records import has_weights, is_current, is_done, repair
 from snnlib.tools import paths
 from snnlib.tools.yamlfile import load_yaml
 
@@ -262,6 +262,49 @@ def thread_warning(configs: list[Config]) -> str | None:
     )
 
 
+def recorded_seconds(config: Config) -> float | None:
+    """How long ``config``'s run took when its record was made (``provenance.json``'s
+    ``wall_seconds``; the committed records carry it), None without a record."""
+    try:
+        prov = json.loads((Path(config.run_dir) / "provenance.json").read_text())
+        return float(prov["wall_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+class Eta:
+    """Time left in a grid, known before its first run ends: each run's recorded wall time
+    (:func:`recorded_seconds`; 0 for a run that will be skipped), scaled by how much faster
+    or slower this machine has run the recorded runs finished so far."""
+
+    def __init__(self, configs: list[Config], force: bool) -> None:
+        self.expected = [
+            0.0 if not force and has_weights(c.run_dir) else recorded_seconds(c) for c in configs
+        ]
+        self.measured = self.recorded = 0.0
+
+    def finished(self, index: int, seconds: float) -> None:
+        """Run ``index`` (0-based) ran for ``seconds``."""
+        if self.expected[index]:
+            self.measured += seconds
+            self.recorded += self.expected[index]
+
+    def left(self, start: int) -> str:
+        """The estimate for runs ``start`` (0-based) onwards, in words."""
+        rest = self.expected[start:]
+        known = [e for e in rest if e is not None]
+        unknown = len(rest) - len(known)
+        if not known:
+            return "time left unknown (no recorded run times)"
+        scale = self.measured / self.recorded if self.recorded else 1.0
+        text = f"~{_minutes(scale * sum(known))} left"
+        return text + (f" + {unknown} run(s) never recorded" if unknown else "")
+
+
 def run_grid(
     configs: list[Config],
     only: str | None = None,
@@ -287,8 +330,16 @@ def run_grid(
     if warning:
         log(warning)
     failures: list[tuple[str, str]] = []
-    bar = tqdm(selected, desc=f"grid {configs[0].profile if configs else ''}", disable=not lead)
+    eta = Eta(selected, force)
+    log(f"{len(selected)} run(s): {eta.left(0)}, from the recorded run times")
+    bar = tqdm(
+        selected,
+        desc=f"grid {configs[0].profile if configs else ''}",
+        disable=not lead,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {postfix}]",
+    )
     for i, config in enumerate(bar, 1):
+        bar.set_postfix_str(eta.left(i - 1))
         t0 = time.perf_counter()
         try:
             if not force and is_current(config.run_dir, data_fingerprint(config)):
@@ -302,6 +353,7 @@ def run_grid(
                 from snnlib.experiment import run
 
                 run(config, force=force, log=log, wait=wait)
+            eta.finished(i - 1, time.perf_counter() - t0)
             log(f"[ok] {config.run_id} in {time.perf_counter() - t0:.1f}s")
         except Exception as err:  # one failing run must not stop the others
             if getattr(err, "ename", None) == "KeyboardInterrupt":  # Ctrl-C reached the kernel

@@ -27,6 +27,7 @@ import argparse
 import re
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,19 +160,30 @@ def badge_markdown(repo: Repository | None, name: str) -> str:
 def colab_install_source(repo: Repository | None, clone: str = COLAB_CLONE) -> str:
     """The source of the ``colab-install`` cell (plain Python: inert outside Colab).
 
-    Without a repository the cell cannot clone: on Colab it needs ``clone`` to exist.
+    Without a repository the cell cannot clone: on Colab it installs from ``clone`` if it
+    exists, else prints one line saying how to make it exist, and raises nothing either way.
     """
-    if repo is None:
-        fetch = f"""\
-    if not os.path.isdir("{clone}"):
-        raise RuntimeError("clone the snnlib repository to {clone} first (its address is "
-                           "not set in this copy of the notebook)")"""
-    else:
-        fetch = f"""\
-    if not os.path.isdir("{clone}"):
-        subprocess.run(["git", "clone", "--depth", "1", "--branch", "{repo.branch}",
-                        "https://github.com/{repo.slug}", "{clone}"], check=True)"""
     constraints = f"{Path(clone).parent.as_posix()}/colab-constraints.txt"
+    install = f"""\
+with open("{constraints}", "w") as pins:
+    pins.writelines(f"{{name}}=={{version(name)}}\\n" for name in ({_quoted(COLAB_PINNED)}))
+pip = [sys.executable, "-m", "pip", "install", "--quiet", "-c", "{constraints}"]
+subprocess.run([*pip, {_quoted(COLAB_PACKAGES)}], check=True)
+subprocess.run([*pip, "--no-deps", "-e", "{clone}", {_quoted(COLAB_NO_DEPS)}], check=True)
+sys.path.insert(0, "{clone}")  # the editable install is seen after a restart only"""
+    if repo is None:
+        body = f"""\
+if os.path.isdir("{clone}"):
+{textwrap.indent(install, "    ")}
+else:
+    print("This copy of the notebook does not know its repository: run "
+          "`!git clone <the snnlib repository's URL> {clone}`, then this cell again.")"""
+    else:
+        body = f"""\
+if not os.path.isdir("{clone}"):
+    subprocess.run(["git", "clone", "--depth", "1", "--branch", "{repo.branch}",
+                    "https://github.com/{repo.slug}", "{clone}"], check=True)
+{install}"""
     return f'''\
 # On Colab only (nothing happens elsewhere): fetch the repository for its configs and
 # committed results, install snnlib and the few packages Colab lacks. Colab's torch,
@@ -183,13 +195,7 @@ if "google.colab" in sys.modules:
     import subprocess
     from importlib.metadata import version
 
-{fetch}
-    with open("{constraints}", "w") as pins:
-        pins.writelines(f"{{name}}=={{version(name)}}\\n" for name in ({_quoted(COLAB_PINNED)}))
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "-c", "{constraints}"]
-    subprocess.run([*pip, {_quoted(COLAB_PACKAGES)}], check=True)
-    subprocess.run([*pip, "--no-deps", "-e", "{clone}", {_quoted(COLAB_NO_DEPS)}], check=True)
-    sys.path.insert(0, "{clone}")  # the editable install is seen after a restart only'''
+{textwrap.indent(body, "    ")}'''
 
 
 def _quoted(names: tuple[str, ...]) -> str:

@@ -6,13 +6,16 @@ warns at every start that its traffic is unencrypted, while a Unix socket is rea
 this user only, and the runtime folder keeps the socket files out of the checkout.
 
 The set-up (its ``postBuild`` step, which Binder runs too) also gives the environment's
-JupyterLab one default (:data:`SETTINGS`, written by :func:`install_settings` into
-``<prefix>/share/jupyter/lab/settings/overrides.json``): save
-the widgets' state with the notebook, so that a saved notebook opened again shows its ε
-slider, not the slider's text. Executed copies written by papermill carry that state anyway.
+JupyterLab its defaults (:data:`SETTINGS`, written by :func:`install_settings` into
+``<prefix>/share/jupyter/lab/settings/overrides.json``): save the widgets' state with the
+notebook, so that a saved notebook opened again shows its ε slider, not the slider's text
+(executed copies written by papermill carry that state anyway); and no Jupyter news or
+update checks, whose "receive official Jupyter news?" pop-up would cover the walkthrough.
 
-``python -m snnlib.tools.lab [ARGS...]`` replaces itself by ``python -m jupyter lab`` with these
-settings and ``ARGS`` (e.g. a notebook to open, ``--no-browser``, ``--port=8890``);
+``python -m snnlib.tools.lab [NOTEBOOK] [ARGS...]`` replaces itself by ``python -m jupyter lab``
+with these settings and ``ARGS`` (e.g. ``--no-browser``, ``--port=8890``); a ``NOTEBOOK``
+(``.ipynb``, relative to the repository root) becomes the server's default page, so the URL
+it prints, token included, opens that notebook (``/lab/tree/NOTEBOOK``).
 ``python -m snnlib.tools.lab --install-settings`` writes the defaults and exits.
 """
 
@@ -26,18 +29,33 @@ from pathlib import Path
 from snnlib.tools import paths
 from snnlib.tools.atomic import atomic_write
 
-SETTINGS = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+SETTINGS = {
+    "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},
+    # JupyterLab 4's schema: fetchNews is the string "true", "false" or "none" (ask)
+    "@jupyterlab/apputils-extension:notification": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+}
 
 
-def server_args(root: Path, runtime_dir: Path) -> list[str]:
+def server_args(root: Path, runtime_dir: Path, notebook: str | None = None) -> list[str]:
     """The ``jupyter lab`` options: 127.0.0.1, ``root`` served, kernels over IPC sockets
-    named ``runtime_dir/kernel-*``."""
+    named ``runtime_dir/kernel-*``, and ``notebook`` (relative to ``root``) as the page the
+    printed URL opens."""
     args = [
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.root_dir={root}",
         "--KernelManager.transport=ipc",
         f"--KernelManager.ip={runtime_dir / 'kernel'}",
     ]
+    if notebook is not None:
+        if not (Path(root) / notebook).is_file():
+            raise ValueError(
+                f"notebook={notebook!r} is not a file under {root}; give a path relative to "
+                "the repository root, e.g. notebooks/00_walkthrough.ipynb"
+            )
+        args.append(f"--LabApp.default_url=/lab/tree/{Path(notebook).as_posix()}")
     if os.geteuid() == 0:
         args.append("--allow-root")  # containers, Colab-like machines
     return args
@@ -57,14 +75,15 @@ def install_settings(prefix: Path | str = sys.prefix) -> Path:
 def main(argv: list[str] | None = None) -> None:
     from jupyter_core.paths import jupyter_runtime_dir
 
-    extra = sys.argv[1:] if argv is None else argv
+    extra = list(sys.argv[1:] if argv is None else argv)
     if extra == ["--install-settings"]:
         print(f"[setup] JupyterLab defaults in {install_settings()}")
         return
+    notebook = extra.pop(0) if extra and extra[0].endswith(".ipynb") else None
     runtime = Path(jupyter_runtime_dir())
     runtime.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "jupyter", "lab", *server_args(paths.repo_root(), runtime)]
-    os.execv(sys.executable, [*command, *extra])
+    args = server_args(paths.repo_root(), runtime, notebook)
+    os.execv(sys.executable, [sys.executable, "-m", "jupyter", "lab", *args, *extra])
 
 
 if __name__ == "__main__":
