@@ -77,7 +77,7 @@ def test_settings_are_valid_in_the_installed_jupyterlab():
 
 @pytest.mark.slow
 def test_lab_prints_a_url_that_opens_the_walkthrough(tmp_path):
-    """``python -m snnlib.tools.lab notebooks/00_walkthrough.ipynb`` (what ``./run_all.sh lab`` runs)
+    """``python -m snnlib.tools.lab notebooks/00_walkthrough.ipynb`` (``./run_all.sh lab``)
     prints a URL, token included, whose page is the walkthrough."""
     import time
     import urllib.request
