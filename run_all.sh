@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 usage() {
     cat <<'USAGE'
 Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [--only PATTERN]
-                   [--force] [--threads N] [--calibration] [--help]
+                   [--force] [--threads N] [--fp-path NAME] [--calibration] [--help]
 
   (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, ~6 min)
                      and every figure and table under results/quick/
@@ -30,6 +30,9 @@ Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [-
   --threads N        CPU threads per run (default: $OMP_NUM_THREADS, else 2, the count the
                      committed records were computed with; results are bit-identical only
                      at the same count; recorded in each run's provenance.json)
+  --fp-path NAME     run on another vectorised floating-point path (default, avx2: every
+                     library capped at AVX2), to measure how far each result moves with the
+                     arithmetic alone; recorded in provenance.json (docs/reproducing.md)
   --calibration      also compare the paper's Top-K calibration (training data through spike
                      dropout) with the held-out one on the trained runs, into
                      tables/calibration.*: evaluation only, but it passes the whole training
@@ -100,6 +103,7 @@ while [[ $# -gt 0 ]]; do
         --only) grid_args+=(--only "${2:?--only needs a pattern}"); shift ;;
         --force) grid_args+=(--force) ;;
         --threads) threads=${2:?--threads needs a number}; shift ;;
+        --fp-path) grid_args+=(--fp-path "${2:?--fp-path needs a name}"); shift ;;
         --calibration) calibration=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "error: unknown argument '$1'" >&2; usage >&2; exit 2 ;;

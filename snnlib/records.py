@@ -43,6 +43,7 @@ import pandas as pd
 
 from snnlib import paths
 from snnlib.atomic import atomic_write
+from snnlib.tools import fp_path
 
 RECORD_FILES = (
     "config.json",
@@ -297,6 +298,7 @@ def provenance(device: str, seed: int, started: float, finished: float, **extra)
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
         "wall_seconds": round(finished - started, 3),
+        **({"fp_path": fp_path.current()} if fp_path.current() else {}),  # only off the default
         **extra,
     }
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from snnlib import convergence, regulariser_study
+from snnlib import convergence, paths, regulariser_study
 from snnlib.figures import make_all, select_runs
+from snnlib.study import readme_numbers, reproduction
 
 
 def ledger_claims(runs: list[dict], profile: str) -> list[dict]:
@@ -30,9 +31,16 @@ def write_all(
 
     The ledger carries, after the paper's speed-up claims, the convergence claim of the
     converted runs and the RCS claim of each α with paired runs (what was measured, failed
-    claims included)."""
+    claims included), and the claims a committed ``tables/fragility.csv`` marks fragile. For
+    a profile of this checkout's ``results/`` it then rewrites the result blocks of the
+    README and docs/ (:mod:`snnlib.study.readme_numbers`)."""
     profile_dir = Path(profile_dir)
     runs, _ = select_runs(profile_dir, declared)
-    written = make_all(profile_dir, out_dir, declared, log, ledger_claims(runs, profile_dir.name))
+    claims = ledger_claims(runs, profile_dir.name)
+    claims += reproduction.ledger_rows(profile_dir, profile_dir.name)
+    written = make_all(profile_dir, out_dir, declared, log, claims)
     written += convergence.write_convergence(profile_dir, out_dir, declared, log)
-    return written + regulariser_study.write_study(profile_dir, out_dir, declared, log)
+    written += regulariser_study.write_study(profile_dir, out_dir, declared, log)
+    if out_dir is None and profile_dir.resolve().parent == paths.CHECKOUT / "results":
+        written += readme_numbers.update(paths.CHECKOUT)
+    return written
