@@ -91,13 +91,14 @@ grid_args=()
 figures_args=()
 calibration_args=()
 label=""
+suffix=""
 calibration=0
 while [[ $# -gt 0 ]]; do
     case $1 in
         test) mode=test ;;
         lab) mode=lab ;;
         --profile) profile=${2:?--profile needs a name}; shift ;;
-        --smoke) grid_args+=(--smoke); figures_args+=(--smoke); label=" (smoke)" ;;
+        --smoke) grid_args+=(--smoke); figures_args+=(--smoke); label=" (smoke)"; suffix=-smoke ;;
         --data-root) grid_args+=(--data-root "${2:?--data-root needs a folder}")
                      calibration_args+=(--data-root "$2"); shift ;;
         --only) grid_args+=(--only "${2:?--only needs a pattern}"); shift ;;
@@ -118,6 +119,21 @@ if [[ ! -f configs/$profile.yaml ]]; then
     echo "error: --profile $profile: configs/$profile.yaml does not exist (have: $(ls configs | sed 's/.yaml//' | tr '\n' ' '))" >&2
     exit 2
 fi
+
+# did this rerun reproduce the committed tables of results/$1? A verdict per claim into its
+# tables/reproduction.{md,csv} and one line here (docs/reproducing.md)
+compare_with_committed() {
+    local dir=results/$1 reference
+    if ! git rev-parse --verify -q HEAD >/dev/null 2>&1 || [[ -z "$(git ls-tree HEAD -- "$dir/tables")" ]]; then
+        echo "[run_all] $dir has no committed version (no git checkout, or never committed): nothing to compare with"
+        return 0
+    fi
+    reference=$(mktemp -d)
+    git archive HEAD "$dir/tables" | tar -x -C "$reference"
+    "$PY" -m snnlib compare "$reference/$dir" "$dir" --reference-label "the committed $dir (git HEAD)" \
+        || { local failed=$?; rm -rf "$reference"; return $failed; }
+    rm -rf "$reference"
+}
 
 setup
 # glibc keeps freed memory for reuse (snnlib/allocator.py says why); a value already set wins
@@ -144,6 +160,7 @@ case $mode in
         "$PY" -m snnlib grid "configs/$profile.yaml" "${grid_args[@]}" || status=$?
         # the runs the profile declares, under its out_dir (a failed figures step counts too)
         "$PY" -m snnlib figures "configs/$profile.yaml" "${figures_args[@]}" || status=$((status == 0 ? $? : status))
+        compare_with_committed "$profile$suffix" || status=$((status == 0 ? $? : status))
         if [[ $calibration -eq 1 ]]; then
             # the paper's Top-K calibration against the held-out one (evaluation of the trained runs)
             "$PY" -m snnlib calibration "configs/$profile.yaml" "${figures_args[@]}" "${calibration_args[@]}" || status=$((status == 0 ? $? : status))
