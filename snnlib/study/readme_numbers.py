@@ -33,6 +33,7 @@ import pandas as pd
 
 from snnlib import paths
 from snnlib.atomic import atomic_write
+from snnlib.study.reproduction import shown
 
 BLOCK = re.compile(r"<!-- (?P<name>[a-z0-9-]+):start -->\n.*?<!-- (?P=name):end -->", re.S)
 # README table columns: (header, summary.csv column, scale, decimals)
@@ -125,10 +126,12 @@ def fragility_table(frame: pd.DataFrame) -> str:
     fragile = frame[frame["fragile"] == "yes"]
     if not len(fragile):
         return f"No claim moved beyond the seeds' spread on fp path {frame['path'].iloc[0]}."
-    shown = fragile[["claim", "default", "other", "movement", "seed_tolerance"]].rename(
-        columns={"default": "default path", "other": f"fp path {frame['path'].iloc[0]}"}
+    columns = ["default", "other", "movement", "seed_tolerance"]
+    table = fragile[["claim", *columns]].assign(**{c: fragile[c].map(shown) for c in columns})
+    other = f"fp path {frame['path'].iloc[0]}"
+    return table.rename(columns={"default": "default path", "other": other}).to_markdown(
+        index=False
     )
-    return shown.to_markdown(index=False, floatfmt=".4g")
 
 
 def blocks(results: Path) -> dict[str, str]:

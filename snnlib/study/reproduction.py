@@ -194,10 +194,15 @@ def summary_line(frame: pd.DataFrame) -> str:
     return line
 
 
-def _shown(value) -> str:
+def shown(value) -> str:
+    """A claim's value for Markdown: a number (or its text) to 4 significant digits, words
+    as they are, ``–`` for none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    try:
+        return f"{float(value):.4g}"
+    except ValueError:
+        return str(value)
 
 
 def write_report(frame: pd.DataFrame, new_dir: Path, reference: str) -> list[Path]:
@@ -206,14 +211,14 @@ def write_report(frame: pd.DataFrame, new_dir: Path, reference: str) -> list[Pat
     out = Path(new_dir) / "tables"
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "reproduction.csv", frame)
-    shown = frame.assign(**{c: frame[c].map(_shown) for c in ("reference", "new", "tolerance")})
+    table = frame.assign(**{c: frame[c].map(shown) for c in ("reference", "new", "tolerance")})
     text = (
         f"# Reproduction of {Path(new_dir).name} against {reference}\n\n"
         f"{summary_line(frame)}.\n\n"
         "Tolerance: twice the standard error of the difference expected between two reruns, "
         "from the reference's seed-to-seed spread and, where committed, the movement between "
         "floating-point paths (docs/reproducing.md).\n\n"
-        f"{shown.to_markdown(index=False)}\n"
+        f"{table.to_markdown(index=False)}\n"
     )
     atomic_write(out / "reproduction.md", text.encode())
     return [out / "reproduction.csv", out / "reproduction.md"]
@@ -269,27 +274,19 @@ def ledger_rows(profile_dir: Path, profile: str) -> list[dict]:
     by_dataset: dict[str, list[str]] = {}
     for name, row in movements.items():
         if row["fragile"] == "yes":
-            shown = f"{name} {_shown_cell(row['default'])} -> {_shown_cell(row['other'])}"
-            by_dataset.setdefault(name.split(" ", 1)[0].rstrip(":"), []).append(shown)
+            moved = f"{name} {shown(row['default'])} -> {shown(row['other'])}"
+            by_dataset.setdefault(name.split(" ", 1)[0].rstrip(":"), []).append(moved)
     return [
         {
             "dataset": dataset,
             "claim": f"fragile: moved beyond the seeds' spread on fp path {_path(movements)}",
             "paper": "-",
-            "measured": "; ".join(shown),
+            "measured": "; ".join(moved),
             "scale": profile,
         }
-        for dataset, shown in by_dataset.items()
+        for dataset, moved in by_dataset.items()
     ]
 
 
 def _path(movements: dict[str, dict]) -> str:
     return next(iter(movements.values()))["path"]
-
-
-def _shown_cell(text) -> str:
-    """A cell of ``fragility.csv`` as read (text), numbers to 4 significant digits."""
-    try:
-        return f"{float(text):.4g}"
-    except (TypeError, ValueError):
-        return str(text)
