@@ -13,7 +13,9 @@ Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [-
                    [--force] [--threads N] [--fp-path NAME] [--calibration] [--help]
 
   (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, ~6 min)
-                     and every figure and table under results/quick/
+                     and every figure and table under results/quick/, then whether it
+                     reproduced the committed tables: a verdict per claim in
+                     tables/reproduction.{md,csv} and one line (docs/reproducing.md)
   test               set-up, then ruff, the notebook strip check and the test suite (CI)
   lab                set-up, then JupyterLab on 127.0.0.1 (token-protected) at
                      notebooks/00_walkthrough.ipynb, with the project's kernel
