@@ -83,6 +83,8 @@ def test_a_claim_the_new_folder_lacks_is_missing(tmp_path):
     ref, new = tables_of(tmp_path / "ref"), tables_of(tmp_path / "new")
     (new / "tables" / "convergence.csv").unlink()
     assert verdicts(reproduction.compare(ref, new))[CONVERGING] == "missing"
+    # not measured on the other path: no movement, not fragile
+    assert CONVERGING not in set(reproduction.fragility(ref, new)["claim"])
 
 
 def test_committed_fp_movements_widen_the_tolerance(tmp_path):

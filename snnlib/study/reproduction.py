@@ -241,13 +241,16 @@ def fragility(ref_dir: Path, new_dir: Path) -> pd.DataFrame:
     """Each claim's movement from ``ref_dir`` (the default path) to ``new_dir`` (another
     path, from its runs' provenance): ``claim, path, default, other, movement,
     seed_tolerance, fragile``; fragile = a verdict in words changed, or a number moved
-    further than its seed-only tolerance (``Z * s``)."""
+    further than its seed-only tolerance (``Z * s``). Claims that ``new_dir`` lacks were not
+    measured on the other path and are left out."""
     path = fp_path_of(new_dir)
     ref, new = read_claims(ref_dir), read_claims(new_dir)
     rows = []
     for name, claim in ref.items():
-        value = new.get(name, {}).get("value")
-        if claim["sd"] is None or value is None:
+        if name not in new:
+            continue
+        value = new[name]["value"]
+        if claim["sd"] is None:
             moved, tolerance = None, None
             fragile = value != claim["value"]
         else:
