@@ -10,10 +10,12 @@ cd "$(dirname "$0")"
 usage() {
     cat <<'USAGE'
 Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [--only PATTERN]
-                   [--force] [--wait] [--threads N] [--calibration] [--help]
+                   [--force] [--wait] [--threads N] [--fp-path NAME] [--calibration] [--help]
 
   (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, ~6 min)
-                     and every figure and table under results/quick/
+                     and every figure and table under results/quick/, then whether it
+                     reproduced the committed tables: a verdict per claim in
+                     tables/reproduction.{md,csv} and one line (docs/reproducing.md)
   test               set-up, then ruff and the test suite (CI), the notebooks' strip check
                      among the tests (it reads what git holds of a notebook: saved with its
                      outputs in Lab, it is stripped on `git add` by the set-up's git filter)
@@ -35,6 +37,9 @@ Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [-
   --threads N        CPU threads per run (default: $OMP_NUM_THREADS, else 2, the count the
                      committed records were computed with; results are bit-identical only
                      at the same count; recorded in each run's provenance.json)
+  --fp-path NAME     run on another vectorised floating-point path (default, avx2: every
+                     library capped at AVX2), to measure how far each result moves with the
+                     arithmetic alone; recorded in provenance.json (docs/reproducing.md)
   --calibration      also compare the paper's Top-K calibration (training data through spike
                      dropout) with the held-out one on the trained runs, into
                      tables/calibration.*: evaluation only, but it passes the whole training
@@ -96,19 +101,21 @@ grid_args=()
 figures_args=()
 calibration_args=()
 label=""
+suffix=""
 calibration=0
 while [[ $# -gt 0 ]]; do
     case $1 in
         test) mode=test ;;
         lab) mode=lab ;;
         --profile) profile=${2:?--profile needs a name}; shift ;;
-        --smoke) grid_args+=(--smoke); figures_args+=(--smoke); label=" (smoke)" ;;
+        --smoke) grid_args+=(--smoke); figures_args+=(--smoke); label=" (smoke)"; suffix=-smoke ;;
         --data-root) grid_args+=(--data-root "${2:?--data-root needs a folder}")
                      calibration_args+=(--data-root "$2"); shift ;;
         --only) grid_args+=(--only "${2:?--only needs a pattern}"); shift ;;
         --force) grid_args+=(--force) ;;
         --wait) grid_args+=(--wait) ;;
         --threads) threads=${2:?--threads needs a number}; shift ;;
+        --fp-path) grid_args+=(--fp-path "${2:?--fp-path needs a name}"); shift ;;
         --calibration) calibration=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "error: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -136,6 +143,21 @@ strip_filter() {
     fi
 }
 
+# did this rerun reproduce the committed tables of results/$1? A verdict per claim into its
+# tables/reproduction.{md,csv} and one line here (docs/reproducing.md)
+compare_with_committed() {
+    local dir=results/$1 reference
+    if ! git rev-parse --verify -q HEAD >/dev/null 2>&1 || [[ -z "$(git ls-tree HEAD -- "$dir/tables")" ]]; then
+        echo "[run_all] $dir has no committed version (no git checkout, or never committed): nothing to compare with"
+        return 0
+    fi
+    reference=$(mktemp -d)
+    git archive HEAD "$dir/tables" | tar -x -C "$reference"
+    "$PY" -m snnlib compare "$reference/$dir" "$dir" --reference-label "the committed $dir (git HEAD)" \
+        || { local failed=$?; rm -rf "$reference"; return $failed; }
+    rm -rf "$reference"
+}
+
 setup
 strip_filter
 # glibc keeps freed memory for reuse (snnlib/tools/allocator.py says why); a value already set wins
@@ -161,6 +183,7 @@ case $mode in
         # the runs the profile declares, under its out_dir (a failed figures step counts too)
         "$PY" -m snnlib figures "configs/$profile.yaml" "${figures_args[@]}" || status=$((status == 0 ? $? : status))
         [[ $status -ne 130 ]] || exit 130
+        compare_with_committed "$profile$suffix" || status=$((status == 0 ? $? : status))
         if [[ $calibration -eq 1 ]]; then
             # the paper's Top-K calibration against the held-out one (evaluation of the trained runs)
             "$PY" -m snnlib calibration "configs/$profile.yaml" "${figures_args[@]}" "${calibration_args[@]}" || status=$((status == 0 ? $? : status))

@@ -2,12 +2,14 @@
 
 python -m snnlib run CONFIG.yaml [key=value ...] [--force] [--wait]   one experiment
 python -m snnlib grid configs/quick.yaml [--only PATTERN] [--force] [--wait] [--data-root DIR]
+python -m snnlib grid configs/quick.yaml --fp-path avx2 --force   on another fp path
 python -m snnlib grid configs/paper.yaml --smoke     every run for a few batches -> paper-smoke/
 python -m snnlib grid configs/paper.yaml --print-commands [--gpus-per-run N]   one line a run
 python -m snnlib figures configs/quick.yaml   every figure and table of the runs it declares
 python -m snnlib figures results/scratch      ... or of every finished run in a folder
 python -m snnlib calibration configs/quick.yaml   the paper's calibration vs the held-out one
 python -m snnlib digests results/quick [--backfill]   check each record's parts agree
+python -m snnlib compare REF_DIR NEW_DIR      did NEW reproduce REF? a verdict per claim
 python -m snnlib demo [key=value ...]                               a few-minute QCFS run
 
 A run whose config names no ``profile`` goes to ``results/scratch/``, never into a named
@@ -26,7 +28,7 @@ from pathlib import Path
 from snnlib.config import Config, ConfigError, parse_overrides
 from snnlib.data.errors import DatasetNotFoundError, StandInError
 from snnlib.data.validate import IncompleteDatasetError
-from snnlib.tools import paths
+from snnlib.tools import fp_path, paths
 from snnlib.tools.yamlfile import YAMLFileError, load_yaml
 
 USAGE_ERRORS = (
@@ -96,6 +98,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-notebook", action="store_true", help="call snnlib directly")
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     p.add_argument(
+        "--fp-path",
+        default="default",
+        choices=list(fp_path.PATHS),
+        help="run on another vectorised floating-point path (snnlib/tools/fp_path.py: "
+        "default, avx2); recorded in provenance.json, not in the run id",
+    )
+    p.add_argument(
         "--print-commands",
         action="store_true",
         help="print one self-contained shell command per run (for a job array) and exit",
@@ -130,6 +139,19 @@ def parser() -> argparse.ArgumentParser:
         "--backfill",
         action="store_true",
         help="write digests.json for records that have none (from their parts as they are)",
+    )
+    p = sub.add_parser(
+        "compare",
+        help="compare two result folders of a profile claim by claim (reproduction report)",
+        parents=[common],
+    )
+    p.add_argument("reference", help="the reference folder, e.g. another machine's results/quick")
+    p.add_argument("new", help="the folder to judge; its tables/reproduction.{md,csv} are written")
+    p.add_argument("--reference-label", help="the reference in words (default: its path)")
+    p.add_argument(
+        "--fragility",
+        metavar="FILE",
+        help="also write each claim's movement to FILE (NEW on another fp path than REFERENCE)",
     )
     p = sub.add_parser(
         "demo", help="a few-minute QCFS run on the embedded digits", parents=[common]
@@ -228,6 +250,23 @@ def digests_command(folder: str, backfill: bool = False) -> int:
     return 1 if bad else 0
 
 
+def compare(args: argparse.Namespace) -> int:
+    """``compare``: the reproduction report of ``args.new`` against ``args.reference``."""
+    from snnlib.pipeline.records import write_csv
+    from snnlib.study import reproduction
+
+    reference, new = Path(args.reference), Path(args.new)
+    for name, folder in (("REF_DIR", reference), ("NEW_DIR", new)):
+        if not (folder / "tables").is_dir():
+            raise ConfigError(f"{name} {folder}: no tables/ folder (expected a results/<profile>)")
+    frame = reproduction.compare(reference, new)
+    reproduction.write_report(frame, new, args.reference_label or args.reference)
+    if args.fragility:
+        write_csv(Path(args.fragility), reproduction.fragility(reference, new))
+    print(reproduction.summary_line(frame))
+    return 0
+
+
 def declared(profile: str, overrides: dict, smoke: bool) -> list:
     """The configs a profile file declares with ``overrides``; their smoke runs if ``smoke``."""
     from snnlib.pipeline.grid import expand
@@ -252,6 +291,7 @@ def grid_command(args: argparse.Namespace) -> int:
         )
     if args.data_root:
         overrides["data_root"] = args.data_root
+    fp_path.apply(args.fp_path)  # before any kernel runs; the runs' kernels inherit it
     configs = grid.select(declared(args.profile, overrides, args.smoke), args.only)
     if args.print_commands:
         for line in grid.commands(args.profile, configs, _passed_on(args), args.gpus_per_run):
@@ -272,6 +312,8 @@ def _passed_on(args: argparse.Namespace) -> list[str]:
     """The options of this ``grid`` call that each printed command repeats."""
     options = ["--smoke"] * args.smoke + ["--force"] * args.force + ["--wait"] * args.wait
     options += ["--no-notebook"] * args.no_notebook
+    if args.fp_path != "default":
+        options += ["--fp-path", args.fp_path]
     if args.data_root:
         options += ["--data-root", str(Path(args.data_root).expanduser().resolve())]
     return options + list(args.overrides)
@@ -286,6 +328,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return grid_command(args)
     if args.command == "digests":
         return digests_command(args.folder, args.backfill)
+    if args.command == "compare":
+        return compare(args)
     if args.command == "run":
         config = load_config(args.config, args.overrides)
     else:

@@ -63,7 +63,7 @@ import pandas as pd
 
 from snnlib.pipeline import digests
 from snnlib.pipeline.digests import RecordError
-from snnlib.tools import paths
+from snnlib.tools import fp_path, paths
 from snnlib.tools.atomic import atomic_write
 
 RECORD_FILES = (
@@ -435,6 +435,7 @@ def provenance(device: str, seed: int, started: float, finished: float, **extra)
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
         "wall_seconds": round(finished - started, 3),
+        **({"fp_path": fp_path.current()} if fp_path.current() else {}),  # only off the default
         **extra,
     }
 

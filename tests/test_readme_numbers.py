@@ -1,0 +1,53 @@
+"""The README's and docs/' result blocks agree with results/ (snnlib/study/readme_numbers.py)."""
+
+import shutil
+from pathlib import Path
+
+from snnlib.study import readme_numbers
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_blocks_match_results():
+    assert readme_numbers.problems(REPO) == []
+    names = {
+        m["name"]
+        for p in readme_numbers.documents(REPO)
+        for m in readme_numbers.BLOCK.finditer(p.read_text())
+    }
+    assert {"results-quick", "results-rcs", "results-nmnist"} <= names
+
+
+def copy_of_the_repo(root: Path) -> Path:
+    """README, docs and the committed tables of every profile, under ``root``."""
+    shutil.copy(REPO / "README.md", root / "README.md")
+    shutil.copytree(REPO / "docs", root / "docs")
+    for tables in (REPO / "results").glob("*/tables"):
+        shutil.copytree(tables, root / "results" / tables.parent.name / "tables")
+    return root
+
+
+def test_a_number_that_drifts_from_results_is_named_and_regenerated(tmp_path):
+    root = copy_of_the_repo(tmp_path)
+    doc = root / "docs" / "results.md"
+    committed = doc.read_text()
+    assert "| 97.7 ± 0.2  | 97.7 ± 0.2 " in committed  # quick, QCFS alpha = 0
+    doc.write_text(
+        committed.replace("| 97.7 ± 0.2  | 97.7 ± 0.2 ", "| 97.7 ± 0.2  | 97.8 ± 0.2 ", 1)
+    )
+    assert readme_numbers.problems(root) == [
+        "docs/results.md: block results-quick differs from results/"
+    ]
+    assert readme_numbers.update(root) == [doc]
+    assert doc.read_text() == committed
+
+
+def test_a_block_of_a_profile_without_tables_is_named(tmp_path):
+    root = copy_of_the_repo(tmp_path)
+    readme = root / "README.md"
+    readme.write_text(
+        readme.read_text() + "\n<!-- results-nope:start -->\n<!-- results-nope:end -->\n"
+    )
+    assert readme_numbers.problems(root) == [
+        "README.md: block results-nope has no table under results/"
+    ]
