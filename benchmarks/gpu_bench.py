@@ -35,10 +35,10 @@ from pathlib import Path
 import torch
 from common import RESULTS, environment
 
+from snnlib import grid
 from snnlib.catalog import dataset_info
 from snnlib.data.splits import CALIB_FRACTION
 from snnlib.methods import METHOD_TABLE
-from snnlib.pipeline import grid
 from snnlib.pipeline.network import build_network, forward_for, make_objective
 from snnlib.pipeline.train import train_one_epoch
 from snnlib.tools import paths

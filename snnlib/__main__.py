@@ -269,7 +269,7 @@ def compare(args: argparse.Namespace) -> int:
 
 def declared(profile: str, overrides: dict, smoke: bool) -> list:
     """The configs a profile file declares with ``overrides``; their smoke runs if ``smoke``."""
-    from snnlib.pipeline.grid import expand
+    from snnlib.grid import expand
 
     if smoke:
         from snnlib.pipeline.smoke import check_overrides, smoke_config
@@ -281,7 +281,7 @@ def declared(profile: str, overrides: dict, smoke: bool) -> list:
 
 def grid_command(args: argparse.Namespace) -> int:
     """``grid``: run the selected runs of a profile, or print a command for each."""
-    from snnlib.pipeline import grid
+    from snnlib import grid
 
     overrides = parse_overrides(args.overrides)
     if args.gpus_per_run > 1 and not args.print_commands:

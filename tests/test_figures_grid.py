@@ -7,9 +7,10 @@ import pytest
 import torch
 from record_fixtures import fabricate
 
+from snnlib import grid
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
-from snnlib.pipeline import grid, records
+from snnlib.pipeline import records
 from snnlib.pipeline.records import mark_done, select_runs, write_json
 from snnlib.pipeline.train import save_checkpoint
 from snnlib.study import figures, report, tables

@@ -36,8 +36,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from record_fixtures import fabricate
 
+from snnlib import grid
 from snnlib.config import Config
-from snnlib.pipeline import grid
 from snnlib.pipeline.records import finished_runs, is_done, load_run
 from snnlib.tools import badges, paths
 

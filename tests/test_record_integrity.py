@@ -14,11 +14,11 @@ import pytest
 import torch
 from record_fixtures import fabricate
 
-from snnlib import experiment
+from snnlib import experiment, grid
 from snnlib.__main__ import main, parse
 from snnlib.config import Config
 from snnlib.data.fingerprint import data_fingerprint
-from snnlib.pipeline import digests, grid, records
+from snnlib.pipeline import digests, records
 from snnlib.pipeline.records import RecordError, RunLocked, mark_done, open_run, staging_dir
 from snnlib.pipeline.train import save_checkpoint
 

@@ -21,6 +21,7 @@ import torch
 from data_fixtures import DAMAGE, damage
 from record_fixtures import fabricate
 
+from snnlib import grid
 from snnlib.__main__ import load_config, main
 from snnlib.config import Config
 from snnlib.data import get_dataset
@@ -29,7 +30,7 @@ from snnlib.data.events import content_identity
 from snnlib.data.fingerprint import data_fingerprint
 from snnlib.data.standins import write_nmnist
 from snnlib.data.validate import IncompleteDatasetError, check_complete
-from snnlib.pipeline import grid, records
+from snnlib.pipeline import records
 from snnlib.pipeline.records import RunLocked, mark_done, open_run, staging_dir
 from snnlib.pipeline.train import save_checkpoint
 from snnlib.study import tables

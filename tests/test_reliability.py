@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from snnlib import data
+from snnlib import data, grid
 from snnlib.__main__ import main
 from snnlib.config import Config, ConfigError, parse_overrides
 from snnlib.data.fingerprint import data_fingerprint
 from snnlib.data.standins import write_cifar, write_nmnist, write_standins
-from snnlib.pipeline import grid, smoke
+from snnlib.pipeline import smoke
 from snnlib.pipeline.train import CheckpointError, load_checkpoint
 from snnlib.tools.yamlfile import YAMLFileError, load_yaml
 

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from record_fixtures import fabricate
 
-from snnlib import data
+from snnlib import data, grid
 from snnlib.__main__ import main
 from snnlib.catalog import dataset_info
 from snnlib.config import Config, ConfigError
 from snnlib.data.fingerprint import data_fingerprint
 from snnlib.data.standins import STANDINS, write_cifar, write_standins
-from snnlib.pipeline import grid, smoke
+from snnlib.pipeline import smoke
 from snnlib.pipeline.records import finished_runs, load_run
 from snnlib.study import report
 

@@ -501,7 +501,7 @@ class Coverage:
 def select_runs(profile_dir: Path, declared: Sequence | None = None) -> tuple[list[dict], Coverage]:
     """The finished runs of a profile to aggregate, and how they cover ``declared``.
 
-    ``declared``: the configs the profile's YAML declares (:func:`snnlib.pipeline.grid.expand`);
+    ``declared``: the configs the profile's YAML declares (:func:`snnlib.grid.expand`);
     only their runs are returned. ``None`` (a scratch profile, no YAML) takes every finished run.
     A record whose parts disagree is left out and named (``Coverage.refused``).
     """
