@@ -15,8 +15,10 @@ QUICK = REPO / "results" / "quick"
 
 
 def tables_of(folder: Path) -> Path:
-    """A copy of the committed quick profile's tables only (no runs), under ``folder``."""
+    """A copy of the committed quick profile's tables only (no runs), under ``folder``,
+    without its fp-path movements (tolerances from the seeds alone)."""
     shutil.copytree(QUICK / "tables", folder / "tables")
+    (folder / "tables" / reproduction.FRAGILITY).unlink(missing_ok=True)
     return folder
 
 
