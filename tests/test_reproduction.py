@@ -15,8 +15,10 @@ QUICK = REPO / "results" / "quick"
 
 
 def tables_of(folder: Path) -> Path:
-    """A copy of the committed quick profile's tables only (no runs), under ``folder``."""
+    """A copy of the committed quick profile's tables only (no runs), under ``folder``,
+    without its fp-path movements (tolerances from the seeds alone)."""
     shutil.copytree(QUICK / "tables", folder / "tables")
+    (folder / "tables" / reproduction.FRAGILITY).unlink(missing_ok=True)
     return folder
 
 
@@ -128,3 +130,21 @@ def test_fp_paths_and_their_provenance(monkeypatch):
     assert "fp_path" not in provenance("cpu", 0, 0.0, 1.0)  # records of the default path unchanged
     monkeypatch.setenv(fp_path.ENV_NAME, "avx2")
     assert provenance("cpu", 0, 0.0, 1.0)["fp_path"] == "avx2"
+
+
+def test_grid_passes_the_fp_path_on_to_each_printed_command(monkeypatch, capsys):
+    for name in fp_path.environment("avx2"):
+        monkeypatch.setenv(name, "")  # so that monkeypatch restores the environment afterwards
+        monkeypatch.delenv(name)
+    assert (
+        main(
+            ["grid", str(REPO / "configs" / "quick.yaml"), "--fp-path", "avx2", "--print-commands"]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 12 and all(line.endswith("--fp-path avx2") for line in lines)
+    assert fp_path.current() == "avx2"
+    with pytest.raises(SystemExit) as exit_status:  # argparse names the choices
+        main(["grid", str(REPO / "configs" / "quick.yaml"), "--fp-path", "avx3"])
+    assert exit_status.value.code == 2
