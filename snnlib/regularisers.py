@@ -83,17 +83,16 @@ def aggregate(per_layer: list[Tensor], mask: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class RCS:
-    """The regulariser with its weight: ``alpha * R`` from a forward call's collector.
+    """The regulariser ``R`` of a forward call's collector; its weight α is applied where the
+    training objective is built (:func:`snnlib.pipeline.network.make_objective`).
 
     ``rho``: reference window (fraction of T); ``mask_rho``: mask window (fraction of T).
     """
 
-    alpha: float = 0.0
     rho: float = 0.3
     mask_rho: float = 0.3
 
     def __post_init__(self) -> None:
-        checks.number("alpha (0 turns the regulariser off)", self.alpha, low=0)
         for name in ("rho", "mask_rho"):
             checks.number(name, getattr(self, name), low=0, high=1, low_open=True)
 

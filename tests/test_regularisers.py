@@ -101,7 +101,7 @@ def test_rcs_from_collector_runs_and_backpropagates():
     out = (h + q)[..., :2]  # [T=4, B=3, K=2]
     y = out[-1].argmax(-1)
     y[0] = 1 - y[0]  # sample 0 is wrong at the last step: masked out
-    value = RCS(alpha=0.1, rho=0.5, mask_rho=0.25).value(col, out, y)
+    value = RCS(rho=0.5, mask_rho=0.25).value(col, out, y)
     spikes, membrane = lif_multistep(x @ w_lif, 1.0, LIFParams())
     parts = [rcs_snn(spikes, membrane, 1.0, rho=0.5), rcs_ann(x @ w_qcfs)]
     mask = correct_mask(out, y, mask_rho=0.25)  # last step only
@@ -116,7 +116,7 @@ def test_rcs_from_collector_runs_and_backpropagates():
 
 @pytest.mark.parametrize(
     ("kwargs", "allowed"),
-    [({"alpha": -0.1}, ">= 0"), ({"rho": 0.0}, "(0, 1]"), ({"mask_rho": 1.5}, "(0, 1]")],
+    [({"rho": 0.0}, "(0, 1]"), ({"mask_rho": 1.5}, "(0, 1]")],
 )
 def test_bad_parameters(kwargs, allowed):
     # The message names the argument, the value and what is allowed, whatever its wording.

@@ -70,7 +70,7 @@ def forward_for(config: Config, *, trained: bool):
 
 def make_objective(config: Config, forward):
     """``objective(model, x, y) -> (loss, R, outputs)`` for the config's method."""
-    rcs = RCS(config.alpha, config.rho, config.mask_rho)
+    rcs = RCS(config.rho, config.mask_rho)
     losses = {"ce": mean_ce, "tet": partial(tet_loss, lamb=config.tet_lamb, phi=config.tet_phi)}
     task = losses[METHOD_TABLE[config.method].loss]
 
