@@ -40,9 +40,9 @@ DATASET_NAMES = {
 }
 METHOD_NAMES = {
     "qcfs": "QCFS conversion",
-    "mean": "direct training (mean CE)",
-    "tet": "direct training (TET)",
-    "tebn": "direct training (TET + TEBN)",
+    "mean": "mean-CE direct training",
+    "tet": "TET direct training",
+    "tebn": "TEBN direct training",
 }
 POLICY_NAMES = {"topk": "Top-K", "confidence": "confidence", "entropy": "entropy",
                 "fixed": "fixed T"}  # fmt: skip
@@ -186,6 +186,7 @@ def accuracy_vs_timestep(runs: list[dict], dataset: str, method: str) -> plt.Fig
     )
     ax.set(title=setting_title(sel), xlabel="timestep t", ylabel="test accuracy (%)",
            xticks=timestep_ticks(int(curves["timestep"].max())))  # fmt: skip
+    ax.set_ylim(top=min(ax.get_ylim()[1], 101))  # a ± 1 sd band may pass 100 %; no accuracy can
     ax.title.set_fontsize(10)
     ax.legend(title="RCS weight α", fontsize=8, title_fontsize=8)
     ax.annotate(_seed_note(sel), (0, -0.2), xycoords="axes fraction", fontsize=7, va="top")
@@ -193,13 +194,13 @@ def accuracy_vs_timestep(runs: list[dict], dataset: str, method: str) -> plt.Fig
 
 
 def offscale_note(low: pd.DataFrame, bottom: float, which: str) -> str:
-    """The note on the points ``low`` (column ``accuracy`` in %) drawn below the axis at
-    ``bottom`` by :func:`mark_offscale`: how many, ``which`` they are and the lowest ("" for
-    none)."""
+    """The note on the points ``low`` (column ``accuracy`` in %) below an axis that starts at
+    ``bottom``, drawn on its edge by :func:`mark_offscale`: how many, ``which`` they are and
+    the lowest ("" for none)."""
     if low.empty:
         return ""
     return (
-        f"{OFFSCALE} {len(low)} point(s) below {bottom:.1f} % drawn on the bottom edge "
+        f"{OFFSCALE} on the bottom edge: {len(low)} point(s) below {bottom:.1f} % "
         f"({which}; lowest {low['accuracy'].min():.1f} %)"
     )
 
@@ -215,15 +216,26 @@ def _clipped_rules(low: pd.DataFrame) -> str:
     return ", ".join(parts) + " average timesteps"
 
 
+def _accuracy_limits(part: pd.DataFrame, point: pd.DataFrame) -> tuple[float, float]:
+    """The y range of one trade-off panel: from just below its lowest point after 1.5 average
+    timesteps (all points where none is) to just above its highest point."""
+    later = part.loc[part["avg_timestep"] > 1.5, "accuracy"]
+    floor = later.min() if len(later) else part["accuracy"].min()
+    top = max(part["accuracy"].max(), point["accuracy"].max())
+    bottom = max(0.0, floor - 0.1 * (top - floor) - 0.5)
+    return bottom, top + 0.06 * (top - bottom)
+
+
 def tradeoff(runs: list[dict], dataset: str, method: str) -> plt.Figure:
     """Accuracy vs average timestep (log2 axis: the early exits spread out beside a fixed T up
     to T_max) for every stopping rule (seed means), one panel per α, with the oracle on top
     and each α's Top-K operating point (:func:`operating_points`).
 
-    The y axis starts below the lowest point after the first step: the points of the loosest
-    thresholds and of a fixed T = 1 would otherwise squash every rule into one cluster; they
-    are drawn as :data:`OFFSCALE` on the bottom edge, and the note under the figure says
-    which they are and how low they go.
+    Each panel's y axis starts just below its lowest point after 1.5 average timesteps: the
+    points of the loosest thresholds and of a fixed T = 1 would otherwise squash every rule
+    into one cluster (and one axis for every α would let a strong regulariser squash the
+    others). Those points are drawn as :data:`OFFSCALE` on the bottom edge, and the note under
+    the figure says, per α, which they are and how low they go.
     """
     sel = _select(runs, dataset, method)
     table = tidy(sel, "cutoff")
@@ -231,26 +243,22 @@ def tradeoff(runs: list[dict], dataset: str, method: str) -> plt.Figure:
         ["accuracy", "avg_timestep"]
     ].mean()
     mean = _percent(mean, "accuracy")
-    later = mean.loc[mean["avg_timestep"] > 1.5, "accuracy"]
-    floor = later.min() if len(later) else mean["accuracy"].min()
-    top = mean["accuracy"].max()
-    bottom = max(0.0, floor - 0.1 * (top - floor) - 0.5)
     order = [*POLICY_NAMES, *sorted(set(mean["policy"]) - set(POLICY_NAMES) - {"oracle"})]
     rules = [p for p in order if p in set(mean["policy"])]
     colours = dict(zip(rules, sns.color_palette("tab10", len(rules)), strict=True))
     points = operating_points(sel)
     alphas = sorted(mean["alpha"].unique())
-    t_max = int(max(r["config"]["T"] for r in sel))
-    fig, axes = plt.subplots(1, len(alphas), figsize=(3.8 * len(alphas), 3.4), sharey=True,
-                             squeeze=False)  # fmt: skip
+    ticks = _powers_of_two(int(max(r["config"]["T"] for r in sel)))
+    fig, axes = plt.subplots(1, len(alphas), figsize=(3.8 * len(alphas), 3.4), squeeze=False)
+    notes = [_seed_note(sel).split(";")[0]]
     for ax, alpha in zip(axes[0], alphas, strict=True):
-        part = mean[mean["alpha"] == alpha]
+        part, point = mean[mean["alpha"] == alpha], points[points["alpha"] == alpha]
+        bottom, top = _accuracy_limits(part, point)
         for rule in rules:
             line = part[part["policy"] == rule].sort_values("avg_timestep")
             ax.plot(line["avg_timestep"], line["accuracy"], "o-", ms=3.5, lw=1.3, zorder=2,
                     color=colours[rule], label=POLICY_NAMES.get(rule, rule))  # fmt: skip
             mark_offscale(ax, line["avg_timestep"], line["accuracy"], bottom, colours[rule])
-        point = points[points["alpha"] == alpha]
         ax.scatter(point["avg_timestep"], point["accuracy"], marker="D", s=110, facecolors="none",
                    edgecolors="black", linewidths=1.6, zorder=ORACLE_Z - 1,
                    label=OPERATING_LABEL, gid="operating-point")  # fmt: skip
@@ -258,20 +266,19 @@ def tradeoff(runs: list[dict], dataset: str, method: str) -> plt.Figure:
         ax.scatter(oracle["avg_timestep"], oracle["accuracy"], marker="*", s=300, color="gold",
                    edgecolors="black", linewidths=0.8, zorder=ORACLE_Z, label=ORACLE_LABEL,
                    gid="oracle")  # fmt: skip
-        ax.set(title=f"RCS weight α = {alpha:g}", xlabel="average exit timestep (log scale)")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(_powers_of_two(t_max), labels=[str(t) for t in _powers_of_two(t_max)])
+        ax.set(title=f"RCS weight α = {alpha:g}", xlabel="average exit timestep (log scale)",
+               ylim=(bottom, top), xscale="log")  # fmt: skip
+        ax.set_xticks(ticks, labels=[str(t) for t in ticks])
         ax.minorticks_off()
-    top = max(top, points["accuracy"].max())
-    axes[0][0].set(ylabel="test accuracy (%)", ylim=(bottom, top + 0.06 * (top - bottom)))
+        low = part[part["accuracy"] < bottom]
+        if len(low):
+            notes.append(f"α = {alpha:g}: " + offscale_note(low, bottom, _clipped_rules(low)))
+    axes[0][0].set_ylabel("test accuracy (%)")
     fig.legend(*axes[0][0].get_legend_handles_labels(), title="stopping rule", fontsize=8,
                title_fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))  # fmt: skip
-    low = mean[mean["accuracy"] < bottom]
-    clipped = offscale_note(low, bottom, _clipped_rules(low))
-    note = _seed_note(sel).split(";")[0] + (f"; {clipped}" if clipped else "")
     fig.suptitle(setting_title(sel, "accuracy against average exit timestep"), fontsize=11)
     fig.tight_layout()
-    fig.text(0.01, -0.02, note, fontsize=7, va="top")
+    fig.text(0.01, -0.02, "\n".join(notes), fontsize=7, va="top")
     return fig
 
 
