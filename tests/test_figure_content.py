@@ -4,8 +4,6 @@ accuracies in points), titles in words with T_max (and L where the method conver
 oracle drawn above every other mark, the Top-K operating point marked, and every point below
 a clipped axis drawn on its edge and counted in the note."""
 
-import re
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -75,7 +73,7 @@ def test_titles_name_the_setting_in_words_with_T_max_and_L():
     qcfs = runs(dataset="mnist5k", method="qcfs", T=32)
     assert figures.setting_title(qcfs) == "MNIST-5k, QCFS conversion (L = 8, T_max = 32)"
     tet = runs(dataset="mnist5k-dvs", method="tet", arch="dvs-cnn", T=6)
-    title = "MNIST-5k, emulated DVS, direct training (TET): exits (T_max = 6)"
+    title = "MNIST-5k, emulated DVS, TET direct training: exits (T_max = 6)"
     assert figures.setting_title(tet, "exits") == title
     assert figures.dataset_name("mnist5k (partial)") == "MNIST-5k (partial)"
 
@@ -119,14 +117,14 @@ def test_tradeoff_draws_the_oracle_on_top_and_marks_the_operating_point(runs, da
     assert panels[0].get_ylabel() == "test accuracy (%)"
     title = fig._suptitle.get_text()
     assert "T_max = " in title and ("L = 8" in title) == (method == "qcfs")
-    # Every seed mean below the axis is drawn on its edge, and the note counts exactly those.
+    # Every seed mean below a panel's axis is drawn on its edge, and the note counts exactly
+    # those, per α, with the axis's lower limit.
     note = " ".join(t.get_text() for t in fig.texts)
     assert "near chance" not in note
-    drawn = sum(offscale_markers(ax) for ax in panels)
-    if drawn:
-        assert re.search(rf"▼ {drawn} point\(s\) below [\d.]+ %", note)
-    else:
-        assert "▼" not in note
+    for ax, alpha in zip(panels, (0.0, 0.003), strict=True):
+        drawn, bottom = offscale_markers(ax), ax.get_ylim()[0]
+        said = f"α = {alpha:g}: ▼ on the bottom edge: {drawn} point(s) below {bottom:.1f} %"
+        assert (said in note) == (drawn > 0) and (f"α = {alpha:g}:" in note) == (drawn > 0)
 
 
 @pytest.mark.slow  # fabricated records (about 40 s on a loaded 2-core machine), then draws
@@ -153,7 +151,7 @@ def test_convergence_shows_every_early_step_on_the_axis_or_on_its_edge(runs):
     assert below > 0  # the fabricated curves start far below their end
     assert offscale_markers(ax) == below
     note = " ".join(t.get_text() for t in ax.texts)
-    assert f"▼ {below} point(s) below" in note
+    assert f"▼ on the bottom edge: {below} point(s) below {ax.get_ylim()[0]:.1f} %" in note
 
 
 @pytest.mark.slow  # fabricated records (about 40 s on a loaded 2-core machine), then draws
