@@ -96,15 +96,14 @@ def _powers_of_two(t_max: int) -> list[int]:
     return sorted({*(2**k for k in range(t_max.bit_length()) if 2**k <= t_max), t_max})
 
 
-def mark_offscale(ax: plt.Axes, x, y, bottom: float, colour) -> np.ndarray:
+def mark_offscale(ax: plt.Axes, x, y, bottom: float, colour) -> None:
     """Draw the points of ``(x, y)`` below ``bottom`` as :data:`OFFSCALE` markers on the
-    bottom edge in ``colour``; returns the mask of those points."""
+    bottom edge in ``colour``."""
     low = np.asarray(y) < bottom
     if low.any():
         ax.scatter(np.asarray(x)[low], np.full(int(low.sum()), bottom), marker="v", s=28,
                    color=colour, edgecolors="black", linewidths=0.4, clip_on=False,
                    zorder=4)  # fmt: skip
-    return low
 
 
 def _percent(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
