@@ -25,7 +25,15 @@ import pandas as pd
 import seaborn as sns
 
 from snnlib.methods import METHOD_TABLE
-from snnlib.study.figures import alpha_colours, save_labelled
+from snnlib.study.figures import (
+    PERCENT,
+    alpha_colours,
+    dataset_name,
+    mark_offscale,
+    offscale_note,
+    save_labelled,
+    timestep_ticks,
+)
 from snnlib.study.tables import is_smoke, label_table, tidy, write_table
 
 MAX_GAP = 0.005  # 0.5 point
@@ -89,27 +97,42 @@ def ledger_rows(runs: list[dict], profile: str) -> list[dict]:
 
 
 def figure(runs: list[dict], dataset: str) -> plt.Figure:
-    """SNN test accuracy against T with each α's ANN accuracy as a dashed line."""
+    """SNN test accuracy (%) against T with each α's ANN accuracy as a dashed line.
+
+    The y axis shows ``t >= L``, where the criteria apply; seed means of earlier steps below
+    it are drawn on the bottom edge (:func:`snnlib.study.figures.mark_offscale`) and the note
+    under the figure says which steps and how low."""
     sel = [r for r in runs if r["config"]["dataset"] == dataset]
     curves = tidy(sel, "per_timestep")
+    curves["accuracy"] *= PERCENT
     colours = alpha_colours(curves["alpha"])
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
     sns.lineplot(curves, x="timestep", y="accuracy", hue="alpha", errorbar="sd", ax=ax,
                  palette=colours, marker="o", markersize=3)  # fmt: skip
     ann = pd.DataFrame([{"alpha": r["config"]["alpha"], "ann": r["metrics"]["ann_accuracy"]}
-                        for r in sel]).groupby("alpha")["ann"].mean()  # fmt: skip
+                        for r in sel]).groupby("alpha")["ann"].mean() * PERCENT  # fmt: skip
     for alpha, value in ann.items():
         ax.axhline(value, ls="--", lw=1, color=colours[alpha])
     L = sel[0]["config"]["L"]
     ax.axvline(L, ls=":", lw=1, color="grey")
-    low = float(curves.loc[curves["timestep"] >= L, "accuracy"].min())
-    ax.set_ylim(max(0.0, low - 0.02), min(1.0, float(ann.max()) + 0.01))
-    ax.set(title=f"{dataset}: converted SNN vs its ANN (L = {L})", xlabel="timesteps T",
-           ylabel="test accuracy")  # fmt: skip
+    bottom = max(0.0, float(curves.loc[curves["timestep"] >= L, "accuracy"].min()) - 2)
+    ax.set_ylim(bottom, min(100.0, float(ann.max()) + 1))
+    means = curves.groupby(["alpha", "timestep"], as_index=False)["accuracy"].mean()
+    for alpha, line in means.groupby("alpha"):
+        mark_offscale(ax, line["timestep"], line["accuracy"], bottom, colours[alpha])
+    t_max = int(curves["timestep"].max())
+    ax.set(title=f"{dataset_name(dataset)}: converted SNN against its ANN (L = {L}, "
+           f"T_max = {t_max})", xlabel="timesteps T", ylabel="test accuracy (%)",
+           xticks=timestep_ticks(t_max))  # fmt: skip
+    ax.title.set_fontsize(10)
     ax.legend(title="RCS weight α (dashed: ANN)", fontsize=8, title_fontsize=8)
     n = pd.Series([r["config"]["alpha"] for r in sel]).value_counts().min()
-    ax.annotate(f"lines: mean over {n}+ seeds; bands: ± 1 sd; dotted: T = L", (0, -0.2),
-                xycoords="axes fraction", fontsize=7, va="top")  # fmt: skip
+    note = f"lines: mean over {n}+ seeds; bands: ± 1 sd; dotted: T = L"
+    low = means[means["accuracy"] < bottom]
+    if len(low):
+        steps = f"t = {low['timestep'].min()}-{low['timestep'].max()}"
+        note += "\n" + offscale_note(low, bottom, f"seed means at {steps}")
+    ax.annotate(note, (0, -0.2), xycoords="axes fraction", fontsize=7, va="top")
     return fig
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 import seaborn as sns
 
 from snnlib.config import NON_IDENTITY
-from snnlib.study.figures import save_labelled
+from snnlib.study.figures import dataset_name, method_name, save_labelled
 from snnlib.study.stats import paired_difference
 from snnlib.study.tables import dataset_label, label_table, write_table
 
@@ -59,23 +59,31 @@ COLUMNS = (
 # (direction > 0, direction < 0) of a difference whose interval excludes 0, by Metric.better
 VERDICTS = {1: ("better", "worse"), -1: ("worse", "better"), 0: ("higher", "lower")}
 UNCLEAR = "not distinguishable"
-# what the ledger shows of a claim row: (metric, label, unit, scale)
+# what the ledger shows of a claim row: (metric, label), in the metric's unit
 LEDGER_METRICS = (
-    ("topk_avg_timestep", "Top-K steps", " steps", 1),
-    ("oct_mean", "mean OCT", " steps", 1),
-    ("accuracy_tmax", "acc at T_max", " pt", 100),
-    ("topk_accuracy", "Top-K acc", " pt", 100),
+    ("topk_avg_timestep", "Top-K steps"),
+    ("oct_mean", "mean OCT"),
+    ("accuracy_tmax", "acc at T_max"),
+    ("topk_accuracy", "Top-K acc"),
 )
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One number per run record; ``better``: +1 higher is better, −1 lower, 0 neither."""
+    """One number per run record; ``better``: +1 higher is better, −1 lower, 0 neither;
+    ``unit``: how its differences are shown (``"pt"``: an accuracy, shown in percentage points,
+    :attr:`scale` 100; ``""``: a ratio)."""
 
     name: str
     label: str
     better: int
     value: Callable[[dict], float]
+    unit: str
+
+    @property
+    def scale(self) -> int:
+        """The factor from the recorded value to its :attr:`unit`."""
+        return 100 if self.unit == "pt" else 1
 
 
 def _summary(key: str) -> Callable[[dict], float]:
@@ -102,13 +110,23 @@ def reg_to_task(run: dict) -> float:
 
 
 METRICS = (
-    Metric("accuracy_tmax", "accuracy at T_max", 1, _summary("accuracy_tmax")),
-    *(Metric(f"accuracy_t{t}", f"accuracy at t = {t}", 1, _accuracy_at(t)) for t in (1, 2, 3)),
-    Metric("oct_mean", "mean OCT (timesteps)", -1, _summary("oct_mean")),
-    Metric("topk_avg_timestep", "Top-K average exit timestep", -1, _summary("topk_avg_timestep")),
-    Metric("topk_accuracy", "Top-K accuracy", 1, _summary("topk_accuracy")),
-    Metric("reg_to_task", "α·R / task loss (last epoch)", 0, reg_to_task),
+    Metric("accuracy_tmax", "accuracy at T_max", 1, _summary("accuracy_tmax"), "pt"),
+    *(
+        Metric(f"accuracy_t{t}", f"accuracy at t = {t}", 1, _accuracy_at(t), "pt")
+        for t in (1, 2, 3)
+    ),
+    Metric("oct_mean", "mean OCT", -1, _summary("oct_mean"), "steps"),
+    Metric(
+        "topk_avg_timestep",
+        "Top-K average exit timestep",
+        -1,
+        _summary("topk_avg_timestep"),
+        "steps",
+    ),
+    Metric("topk_accuracy", "Top-K accuracy", 1, _summary("topk_accuracy"), "pt"),
+    Metric("reg_to_task", "α·R / task loss (last epoch)", 0, reg_to_task, ""),
 )
+BY_NAME = {m.name: m for m in METRICS}
 
 
 @dataclass(frozen=True)
@@ -246,12 +264,13 @@ def ledger_rows(table: pd.DataFrame, profile: str) -> list[dict]:
     for (*key, alpha), sel in table.groupby([*SETTING, "alpha"], sort=True):
         by = sel.set_index("metric")
         shown = []
-        for metric, label, unit, scale in LEDGER_METRICS:
+        for metric, label in LEDGER_METRICS:
             if metric in by.index:
+                m = BY_NAME[metric]
                 d, low, high = (
-                    scale * by.loc[metric, c] for c in ("difference", "ci_low", "ci_high")
+                    m.scale * by.loc[metric, c] for c in ("difference", "ci_low", "ci_high")
                 )
-                shown.append(f"{label} {d:+.2f}{unit} [{low:+.2f}, {high:+.2f}]")
+                shown.append(f"{label} {d:+.2f} {m.unit} [{low:+.2f}, {high:+.2f}]")
         verdict = claim_verdict(dict(zip(sel["metric"], sel["verdict"], strict=True)))
         n_pairs = int(sel["n_pairs"].max())
         rows.append(
@@ -267,6 +286,12 @@ def ledger_rows(table: pd.DataFrame, profile: str) -> list[dict]:
     return rows
 
 
+def _setting_words(row) -> str:
+    """``MNIST-5k, QCFS conversion, mnist-cnn, T_max = 32`` of a table row."""
+    return f"{dataset_name(row['dataset'])}, {method_name(row['method'])}, {row['arch']}, " \
+        f"T_max = {row['T']}"  # fmt: skip
+
+
 def _direction(metric: Metric) -> str:
     return {1: "higher is better", -1: "lower is better", 0: "no better direction"}[metric.better]
 
@@ -275,7 +300,7 @@ def figure(table: pd.DataFrame) -> plt.Figure:
     """Paired differences from ``α = 0`` with their intervals, one panel per metric, one
     colour and marker per setting, α on a categorical x axis, a line at 0."""
     shown = [m for m in METRICS if m.name in set(table["metric"])]
-    labels = table.apply(setting_label, axis=1)
+    labels = table.apply(_setting_words, axis=1)
     settings = sorted(set(labels))
     alphas = sorted(set(table["alpha"]))
     colours = sns.color_palette("colorblind", len(settings))
@@ -287,10 +312,11 @@ def figure(table: pd.DataFrame) -> plt.Figure:
         for i, name in enumerate(settings):
             part = table[(table["metric"] == m.name) & (labels == name)]
             x = [alphas.index(a) + offsets[i] for a in part["alpha"]]
+            d, low, high = (m.scale * part[c] for c in ("difference", "ci_low", "ci_high"))
             ax.errorbar(
                 x,
-                part["difference"],
-                yerr=[part["difference"] - part["ci_low"], part["ci_high"] - part["difference"]],
+                d,
+                yerr=[d - low, high - d],
                 fmt="osD^v<>p"[i % 8],
                 color=colours[i],
                 capsize=3,
@@ -300,11 +326,12 @@ def figure(table: pd.DataFrame) -> plt.Figure:
         ax.set_title(m.label, fontsize=9)
         ax.set(xticks=range(len(alphas)), xticklabels=[f"{a:g}" for a in alphas])
         ax.set_xlim(-0.5, len(alphas) - 0.5)
-        ax.set(xlabel="RCS weight α", ylabel=f"difference from α = 0\n({_direction(m)})")
+        unit = f" ({m.unit})" if m.unit else ""
+        ax.set(xlabel="RCS weight α", ylabel=f"difference from α = 0{unit}\n({_direction(m)})")
     for ax in axes.flat[len(shown) :]:
         ax.set_visible(False)
     handles, names = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, names, title="setting", loc="upper center", bbox_to_anchor=(0.5, 0.0))
+    fig.legend(handles, names, title="setting", loc="upper center", bbox_to_anchor=(0.5, -0.03))
     level = f"{100 * table['ci_level'].iloc[0]:g} %"
     n = table["n_pairs"]
     seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
@@ -313,8 +340,10 @@ def figure(table: pd.DataFrame) -> plt.Figure:
         0.01,
         -0.01,
         f"points: mean over {seeds} seeds paired with α = 0 (same initialisation and data "
-        f"order); bars: {level} percentile-bootstrap interval of the mean",
+        f"order); bars: {level} percentile-bootstrap interval of the mean; accuracy "
+        "differences in percentage points (pt)",
         fontsize=7,
+        va="top",
     )
     fig.tight_layout()
     return fig
