@@ -6,7 +6,7 @@
 # outcome is printed and logged to results/bench/gpu_check.log):
 #   triton-tests     the Triton LIF tests, on the GPU itself (tests/test_triton_lif.py)
 #   training         samples/s of every kind of paper run -> results/bench/gpu.json
-#   cost-table       README's "what the paper profile costs" from gpu.json
+#   cost-table       docs/gpu.md's "what the paper profile costs" from gpu.json
 #   paper-smoke      ./run_all.sh --profile paper --smoke on CUDA with AMP -> results/paper-smoke/
 #   neurons-sj-*     the LIF at the paper's sizes vs SpikingJelly (torch, then triton kernels)
 #   anytime          the anytime benchmark on CUDA -> results/bench/anytime_gpu.json
@@ -72,7 +72,7 @@ have_spikingjelly() { "$PY" -c 'import spikingjelly' 2>/dev/null; }
 stage triton-tests 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_triton_lif.py \
     tests/test_fast_lif.py::test_gpu_pure_pytorch_path
 stage training 80 "$PY" benchmarks/gpu_bench.py training --batches 4 --budget-s 55
-stage cost-table 10 "$PY" benchmarks/render_cost.py --readme README.md
+stage cost-table 10 "$PY" benchmarks/render_cost.py --doc docs/gpu.md
 if ./run_all.sh --help 2>/dev/null | grep -q -- --smoke; then
     # run_all.sh uses an active environment that has snnlib's dependencies: this interpreter's
     env_dir=$("$PY" -c 'import sys; print(sys.prefix)')

@@ -1,11 +1,11 @@
-"""The README table "what the paper profile costs", from ``results/bench/gpu.json``.
+"""The table "what the paper profile costs" of docs/gpu.md, from ``results/bench/gpu.json``.
 
-    python benchmarks/render_cost.py [--json results/bench/gpu.json] [--readme README.md]
+    python benchmarks/render_cost.py [--json results/bench/gpu.json] [--doc docs/gpu.md]
 
 Estimated GPU hours of a run = epochs x training samples / measured training samples per
 second / 3600: training only (evaluation, conversion and calibration come on top, minutes),
 with the data already in memory (a slow data loader makes it longer). Prints the table; with
-``--readme`` also writes it between the README's ``paper-cost`` markers.
+``--doc`` also writes it between that Markdown file's ``paper-cost`` markers.
 """
 
 from __future__ import annotations
@@ -70,24 +70,26 @@ def render(data: dict) -> str:
     return "\n".join(text)
 
 
-def write_readme(readme: Path, section: str) -> None:
-    text = readme.read_text()
+def write_section(doc: Path, section: str) -> None:
+    text = doc.read_text()
     if START not in text or END not in text:
-        raise SystemExit(f"{readme} has no {START} ... {END} markers")
+        raise SystemExit(f"{doc} has no {START} ... {END} markers")
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    readme.write_text(pattern.sub(lambda _: f"{START}\n{section}\n{END}", text))
+    doc.write_text(pattern.sub(lambda _: f"{START}\n{section}\n{END}", text))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=REPO / "results" / "bench" / "gpu.json")
-    parser.add_argument("--readme", type=Path, help="write the table into this README")
+    parser.add_argument(
+        "--doc", type=Path, help="write the table between the paper-cost markers of this file"
+    )
     args = parser.parse_args()
     data = json.loads(args.json.read_text()) if args.json.exists() else {}
     section = render(data)
     print(section)
-    if args.readme:
-        write_readme(args.readme, section)
+    if args.doc:
+        write_section(args.doc, section)
 
 
 if __name__ == "__main__":

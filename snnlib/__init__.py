@@ -9,7 +9,7 @@ network outputs are ``[T, B, K]``; the cutoff and metrics work on *cumulative* o
 ``Y(t) = Σ_{τ≤t} o_τ`` of shape ``[T, N, K]``; timesteps reported to users are 1-based.
 
 Every formula is in ``docs/method.md`` (its sections are cited as "§1.5" and so on); the
-README's "Read the code in this order" names each module by its concept.
+reading order in ``docs/library.md`` names each module by its concept.
 """
 
 __version__ = "0.1.0"

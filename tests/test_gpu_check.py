@@ -43,7 +43,7 @@ def kind(dataset="cifar10", samples_per_s=1000.0, epochs=(300, 300), **extra):
     }  # fmt: skip
 
 
-def test_cost_table_hours_and_readme_section(tmp_path):
+def test_cost_table_hours_and_doc_section(tmp_path):
     env = {"device": "NVIDIA H200", "date": "2026-11-28T10:00:00", "torch": "2", "cuda": "13"}
     unmeasured = {k: v for k, v in kind("cifar10-dvs").items() if k != "samples_per_s"}
     training = {"environment": {**env, "triton": "3"}, "kinds": [kind(), unmeasured]}
@@ -54,11 +54,15 @@ def test_cost_table_hours_and_readme_section(tmp_path):
     assert "**8 GPU hours**" in section
     assert "Not measured (not in the total): cifar10-dvs" in section
     assert "Not measured yet" in render_cost.render({})
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n{render_cost.START}\nold\n{render_cost.END}\nrest\n")
-    render_cost.write_readme(readme, section)
-    text = readme.read_text()
+    doc = tmp_path / "gpu.md"
+    doc.write_text(f"# x\n{render_cost.START}\nold\n{render_cost.END}\nrest\n")
+    render_cost.write_section(doc, section)
+    text = doc.read_text()
     assert "old" not in text and "| 3.75 |" in text and text.endswith("rest\n")
+    # the file the prepared check writes holds the markers
+    assert "render_cost.py --doc docs/gpu.md" in (REPO / "benchmarks" / "gpu_check.sh").read_text()
+    gpu_doc = (REPO / "docs" / "gpu.md").read_text()
+    assert render_cost.START in gpu_doc and render_cost.END in gpu_doc
 
 
 def test_every_paper_run_has_a_stand_in_at_its_true_shape():

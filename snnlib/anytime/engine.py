@@ -34,8 +34,8 @@ On a CPU that fails for a batch of one (matrix-vector kernels round differently)
 :class:`~snnlib.anytime.adapters.SnnlibAdapter` runs a lone sample as two copies; the other
 adapters do not, and a last straggler's exit may then differ in rare near-tie cases.
 
-Speed (``benchmarks/anytime_bench.py``; measured numbers in the README): on a CPU a step of
-the live batch costs little more than a step of the folded multi-step call, since the LIF
+Speed (``benchmarks/anytime_bench.py``; measured numbers in ``docs/benchmarks.md``): on a CPU
+a step of the live batch costs little more than a step of the folded multi-step call, since the LIF
 layers update their membranes in place; what keeps the speedup below
 ``T_max / avg exit step`` is the fixed cost of a network call, paid at every step by the last
 few samples (``tail`` trades it for a little extra work). With glibc, keep freed memory for

@@ -2,7 +2,7 @@
 
 glibc's ``malloc`` returns every large freed block to the system, so each training or
 evaluation step page-faults its activations afresh; keeping freed memory makes CPU runs
-faster (README, "Benchmarks") and changes no number. glibc reads these variables once, at
+faster (``docs/benchmarks.md``) and changes no number. glibc reads these variables once, at
 process start, so they must be in the environment before Python starts:
 
 * ``./run_all.sh`` exports them (``python -m snnlib.tools.allocator --shell``);
