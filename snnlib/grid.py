@@ -255,7 +255,8 @@ def run_grid(
         selected,
         desc=f"grid {configs[0].profile if configs else ''}",
         disable=not lead,
-        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {postfix}]",
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",  # postfix: ", <eta>"
+        postfix=eta.left(0),
     )
     for i, config in enumerate(bar, 1):
         bar.set_postfix_str(eta.left(i - 1))
