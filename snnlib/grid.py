@@ -228,7 +228,7 @@ class Eta:
         if not known:
             return "time left unknown (no recorded run times)"
         scale = self.measured / self.recorded if self.recorded else 1.0
-        text = f"~{_minutes(scale * sum(known))} left"
+        text = f"~{_minutes(scale * sum(known))} left (from recorded run times)"
         return text + (f" + {unknown} run(s) never recorded" if unknown else "")
 
 
@@ -250,7 +250,7 @@ def run_grid(
     selected = select(configs, only)
     failures: list[tuple[str, str]] = []
     eta = Eta(selected, force)
-    log(f"{len(selected)} run(s): {eta.left(0)}, from the recorded run times")
+    log(f"{len(selected)} run(s): {eta.left(0)}")
     bar = tqdm(
         selected,
         desc=f"grid {configs[0].profile if configs else ''}",
