@@ -301,7 +301,7 @@ class Eta:
         if not known:
             return "time left unknown (no recorded run times)"
         scale = self.measured / self.recorded if self.recorded else 1.0
-        text = f"~{_minutes(scale * sum(known))} left"
+        text = f"~{_minutes(scale * sum(known))} left (from recorded run times)"
         return text + (f" + {unknown} run(s) never recorded" if unknown else "")
 
 
@@ -331,12 +331,13 @@ def run_grid(
         log(warning)
     failures: list[tuple[str, str]] = []
     eta = Eta(selected, force)
-    log(f"{len(selected)} run(s): {eta.left(0)}, from the recorded run times")
+    log(f"{len(selected)} run(s): {eta.left(0)}")
     bar = tqdm(
         selected,
         desc=f"grid {configs[0].profile if configs else ''}",
         disable=not lead,
-        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {postfix}]",
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",  # postfix: ", <eta>"
+        postfix=eta.left(0),
     )
     for i, config in enumerate(bar, 1):
         bar.set_postfix_str(eta.left(i - 1))

@@ -218,7 +218,10 @@ def test_grid_shows_each_run_and_its_epochs_without_transport_warnings(tmp_path,
     )  # fmt: skip
     lines: list[str] = []
     assert grid.run_grid([config], log=lines.append) == []
-    assert lines[0] == f"[1/1] {config.run_id}"
+    assert lines[:2] == [
+        "1 run(s): time left unknown (no recorded run times)",
+        f"[1/1] {config.run_id}",
+    ]
     assert any(line.startswith("epoch=1 train_loss=") for line in lines)
     assert "without encryption" not in capfd.readouterr().err
 
@@ -233,9 +236,9 @@ def test_eta_is_known_before_the_first_run_ends(tmp_path):
     mark_done(configs[2].run_dir)  # finished with weights: skipped
     eta = grid.Eta(configs, force=False)
     assert eta.expected == [120.0, 60.0, 0.0, None]
-    assert eta.left(0) == "~3 min left + 1 run(s) never recorded"
+    assert eta.left(0) == "~3 min left (from recorded run times) + 1 run(s) never recorded"
     eta.finished(0, 240.0)  # this machine takes twice as long as the record
-    assert eta.left(1) == "~2 min left + 1 run(s) never recorded"
+    assert eta.left(1) == "~2 min left (from recorded run times) + 1 run(s) never recorded"
     assert grid.Eta(configs, force=True).expected[2] == 240.0  # --force: it runs again
     assert grid.Eta(configs[3:], force=False).left(0).startswith("time left unknown")
 
@@ -249,4 +252,4 @@ def test_grid_announces_the_expected_time_before_running(tmp_path, monkeypatch):
     lines = []
     monkeypatch.setattr(experiment, "run", lambda config, **_: lines.append("ran"))
     grid.run_grid(configs, use_notebook=False, log=lines.append)
-    assert lines[0] == "2 run(s): ~60 s left, from the recorded run times"
+    assert lines[0] == "2 run(s): ~60 s left (from recorded run times)"
