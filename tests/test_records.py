@@ -224,6 +224,19 @@ def test_figures_aggregate_exactly_the_declared_runs(tmp_path):
     assert tables.summary_table(everything)["seeds"].tolist() == [3]
 
 
+def test_coverage_sums_up_long_lists_in_one_line():
+    """``--only`` with a profile leaves most declared runs unfinished: one line, not 80."""
+    names = tuple(f"run{i}" for i in range(80))
+    lines = records.Coverage(names, names[2:], ()).report()
+    assert lines == ["declared but not finished: 78 of 80 declared (e.g. run2, run3, run4)"]
+    few = records.Coverage(names[:3], names[1:3], ("stray",)).report()
+    assert few == [
+        "declared but not finished: run1",
+        "declared but not finished: run2",
+        "finished but not declared (left out): stray",
+    ]
+
+
 @pytest.mark.slow
 def test_figures_command_honours_the_profile_out_dir(tmp_path, capsys):
     declared = grid.expand(_profile(tmp_path))

@@ -491,11 +491,18 @@ class Coverage:
     undeclared: tuple[str, ...]  # finished, not declared: left out of every table and figure
     refused: tuple[str, ...] = ()  # "run_id: why", never drawn (refused)
 
-    def report(self) -> list[str]:
-        """One line per problem (none when the records match the declaration)."""
-        lines = [f"declared but not finished: {r}" for r in self.missing]
-        lines += [f"finished but not declared (left out): {r}" for r in self.undeclared]
-        return lines + [f"record left out, its parts disagree: {r}" for r in self.refused]
+    def report(self, listed: int = 5) -> list[str]:
+        """One line per problem (none when the records match the declaration); more than
+        ``listed`` missing or undeclared runs are summed up in one line each."""
+
+        def lines(what: str, names: tuple[str, ...], of: str) -> list[str]:
+            if len(names) <= listed:
+                return [f"{what}: {r}" for r in names]
+            return [f"{what}: {len(names)} of {of} (e.g. {', '.join(names[:3])})"]
+
+        out = lines("declared but not finished", self.missing, f"{len(self.declared)} declared")
+        out += lines("finished but not declared (left out)", self.undeclared, "the finished runs")
+        return out + [f"record left out, its parts disagree: {r}" for r in self.refused]
 
 
 def select_runs(profile_dir: Path, declared: Sequence | None = None) -> tuple[list[dict], Coverage]:
