@@ -3,6 +3,8 @@
 import shutil
 from pathlib import Path
 
+import pandas as pd
+
 from snnlib.study import readme_numbers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,3 +53,18 @@ def test_a_block_of_a_profile_without_tables_is_named(tmp_path):
     assert readme_numbers.problems(root) == [
         "README.md: block results-nope has no table under results/"
     ]
+
+
+def test_headline_marks_the_claims_another_fp_path_flips(tmp_path):
+    """A claim that moved beyond the seeds' spread on another fp path (the committed
+    fragility.csv) says so where the headline states it; without the evidence, no mark."""
+    tables = tmp_path / "tables"
+    shutil.copytree(REPO / "results" / "quick" / "tables", tables)
+    frame = pd.read_csv(tables / "fragility.csv", dtype=str)
+    claim = "mnist5k mnist-cnn L=8 alpha=0: converging runs"
+    frame.loc[frame["claim"] == claim, ["other", "fragile"]] = ["1", "yes"]
+    frame.to_csv(tables / "fragility.csv", index=False)
+    text = readme_numbers.headline(tables)
+    assert "runs that converge: 6 of 6 (fragile: 3 of 6 on the avx2 fp path)" in text
+    (tables / "fragility.csv").unlink()
+    assert "fragile" not in readme_numbers.headline(tables)

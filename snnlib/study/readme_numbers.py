@@ -94,15 +94,36 @@ def headline(tables: Path) -> str:
         f"{_span(sel['topk_acc_delta_mean'], 100, 1, ' point')} (seed means over alpha)."
         for (dataset, method), sel in summary.groupby(["dataset", "method"], sort=True)
     ]
+    moved = _fragile(tables)
     if (tables / "convergence.csv").is_file():
         runs = pd.read_csv(tables / "convergence.csv")
         met = int(runs["converges"].astype(bool).sum())
-        lines.append(f"- Converted runs that converge: {met} of {len(runs)}.")
+        counts = moved[moved["claim"].str.endswith(": converging runs")]
+        note = ""
+        if len(counts):
+            other = int(counts["other"].astype(float).sum())
+            note = f" (fragile: {other} of {len(runs)} on the {counts['path'].iloc[0]} fp path)"
+        lines.append(f"- Converted runs that converge: {met} of {len(runs)}{note}.")
     ledger = pd.read_csv(tables / "ledger.csv")
     for _, row in ledger[ledger["claim"].str.startswith("RCS")].iterrows():
         verdict = row["measured"].partition(":")[0]
-        lines.append(f"- {row['dataset']}, {row['claim']}: {verdict}.")
+        flip = moved[moved["claim"] == f"{row['dataset']}: {row['claim']}"]
+        note = "".join(
+            f" (fragile: {r['other']} on the {r['path']} fp path)" for _, r in flip.iterrows()
+        )
+        lines.append(f"- {row['dataset']}, {row['claim']}: {verdict}{note}.")
     return "\n".join(lines)
+
+
+def _fragile(tables: Path) -> pd.DataFrame:
+    """The fragile claims of a profile's committed ``fragility.csv`` (none without one); a
+    count claim's rows all come along when any of them moved, so they can be summed."""
+    if not (tables / "fragility.csv").is_file():
+        return pd.DataFrame(columns=["claim", "path", "other"])
+    frame = pd.read_csv(tables / "fragility.csv", dtype=str)
+    counts = frame["claim"].str.endswith(": converging runs")
+    fragile = frame["fragile"] == "yes"
+    return frame[fragile | (counts & (fragile & counts).any())]
 
 
 def regulariser_table(frame: pd.DataFrame) -> str:
