@@ -14,7 +14,7 @@ from snnlib.study.report import write_all
 
 def _run(acc, ann, L):
     return {
-        "config": {"dataset": "d", "arch": "a", "L": L, "alpha": 0.0, "seed": 0},
+        "config": {"dataset": "mnist5k", "arch": "a", "L": L, "alpha": 0.0, "seed": 0},
         "metrics": {"ann_accuracy": ann},
         "per_timestep": pd.DataFrame({"timestep": range(1, len(acc) + 1), "accuracy": acc}),
     }
@@ -40,12 +40,24 @@ def test_ledger_row_counts_converging_runs_and_shows_the_worst_gap_and_dip():
     good = _run([0.9, 0.96, 0.96, 0.962, 0.96, 0.961, 0.962, 0.962], ann=0.963, L=2)
     dips = _run([0.9, 0.96, 0.93, 0.95, 0.96, 0.961, 0.962, 0.962], ann=0.962, L=2)
     runs = [{**r, "config": {**r["config"], "method": "qcfs"}} for r in (good, dips)]
-    direct = {**good, "config": {**good["config"], "method": "tet", "dataset": "e"}}
+    direct = {**good, "config": {**good["config"], "method": "tet", "dataset": "mnist5k-dvs"}}
     (row,) = convergence.ledger_rows([*runs, direct], "prof")
-    assert row["dataset"] == "d" and row["scale"] == "prof"
+    assert row["dataset"] == "mnist5k" and row["scale"] == "prof"
     assert row["measured"] == "1 of 2 runs (worst gap +0.1 pt, worst dip 3.0 pt)"
     assert "0.5 pt" in row["claim"] and "1 pt" in row["claim"]
     assert convergence.ledger_rows([direct], "prof") == []
+
+
+def test_runs_at_chance_get_no_convergence_verdict():
+    """A smoke run's ANN at 0 % 'converges' trivially (gap 0, no dip): no verdict for it."""
+    flat = {
+        **_run([0.0] * 8, ann=0.0, L=2),
+        "config": {**_run([0.0], 0.0, 2)["config"], "method": "qcfs"},
+    }
+    learned = {**_run([0.96] * 8, ann=0.96, L=2), "config": flat["config"]}
+    assert convergence.at_chance(flat) and not convergence.at_chance(learned)
+    assert convergence.converted([flat, learned]) == [learned]
+    assert convergence.ledger_rows([flat], "prof") == []
 
 
 @pytest.mark.slow  # draws figures

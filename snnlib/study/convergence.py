@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from snnlib.catalog import dataset_info
 from snnlib.methods import METHOD_TABLE
 from snnlib.study.figures import (
     PERCENT,
@@ -62,9 +63,21 @@ def check_run(run: dict) -> dict:
     }
 
 
-def converted(runs: list[dict]) -> list[dict]:
-    """The runs of a converting method (those this module checks)."""
+def at_chance(run: dict) -> bool:
+    """Whether a run's ANN is no better than twice chance (``2 / K``; e.g. a smoke run):
+    there is nothing for its SNN to converge to, so it gets no verdict."""
+    return run["metrics"]["ann_accuracy"] <= 2 / dataset_info(run["config"]["dataset"]).num_classes
+
+
+def converting(runs: list[dict]) -> list[dict]:
+    """The runs of a converting method."""
     return [r for r in runs if METHOD_TABLE[r["config"]["method"]].converts]
+
+
+def converted(runs: list[dict]) -> list[dict]:
+    """The runs this module judges: those of a converting method whose ANN learned
+    (not :func:`at_chance`)."""
+    return [r for r in converting(runs) if not at_chance(r)]
 
 
 def ledger_rows(runs: list[dict], profile: str) -> list[dict]:
@@ -139,6 +152,9 @@ def figure(runs: list[dict], dataset: str) -> plt.Figure:
 def write_convergence(runs: list[dict], out_dir: Path, log=print) -> list[Path]:
     """The convergence table and figures of the converted ``runs`` (loaded records) under
     ``out_dir``; no converted run: nothing."""
+    chance = [r for r in converting(runs) if at_chance(r)]
+    if chance:
+        log(f"[convergence] {len(chance)} converted run(s) at chance level: no verdict")
     runs = converted(runs)
     if not runs:
         return []
