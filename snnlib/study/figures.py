@@ -292,7 +292,7 @@ def exit_distributions(runs: list[dict], dataset: str, method: str) -> plt.Figur
         steps = cutoff.topk_exit(test, np.asarray(r["metrics"]["topk_betas"]))
         octs = metrics.oct(test, labels)
         rows += [{"alpha": c["alpha"], "kind": "Top-K exit", "timestep": int(s)} for s in steps]
-        rows += [{"alpha": c["alpha"], "kind": "OCT (first correct step)", "timestep": int(s)}
+        rows += [{"alpha": c["alpha"], "kind": "OCT (correct from here on)", "timestep": int(s)}
                  for s in octs]  # fmt: skip
     frame = pd.DataFrame(rows)
     t_max = int(max(r["config"]["T"] for r in sel))
