@@ -453,6 +453,20 @@ def test_content_identity_sees_same_size_rewrites(tmp_path):
     assert content_identity(path).startswith("10000:")
 
 
+def test_content_identity_sees_a_change_in_the_middle_with_the_time_put_back(tmp_path):
+    """A recording corrupted in place between its first and last 4 KB, its modification time
+    restored, must not be served from the frame cache."""
+    path = tmp_path / "r.bin"
+    path.write_bytes(bytes(20_000))
+    stat = path.stat()
+    before = content_identity(path)
+    with open(path, "r+b") as f:
+        f.seek(10_000)
+        f.write(b"\xff" * 5)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert content_identity(path) != before
+
+
 def test_real_nmnist_recordings_pass_and_the_copy_is_partial(nmnist_root):
     test = get_dataset("nmnist", "test", root=nmnist_root, T=4, cache_dir=False)
     for i in range(len(test)):

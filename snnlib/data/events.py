@@ -23,9 +23,9 @@ Every recording is checked as it is read (``validate``: size, events in time ord
 sensor); a damaged one raises :class:`CorruptSampleError` naming the file. Frames are cached
 per sample with tonic's ``DiskCachedDataset`` (HDF5) under
 ``<cache_dir>/<name>/<part>-T<T>-<fingerprint>/``, the fingerprint covering each file's path
-and content identity (size, mtime, a hash of its first and last blocks), so a replaced file
-is read (and checked) again; an epoch reads events only once; the training translation is
-applied after the cache. Nothing is written into the dataset folder.
+and content identity (size, mtime, a hash of its content: :func:`content_identity`), so a
+replaced file is read (and checked) again; an epoch reads events only once; the training
+translation is applied after the cache. Nothing is written into the dataset folder.
 """
 
 from __future__ import annotations
@@ -304,16 +304,24 @@ class FramedSource:
         return frames, self.labels[index]
 
 
+WHOLE_FILE_BYTES = 1 << 20  # recordings up to this size are hashed whole
+
+
 def content_identity(path: str | os.PathLike, block: int = 4096) -> str:
-    """``size:mtime_ns:hash`` of a file, the hash over its first and last ``block`` bytes: a
-    file replaced or rewritten in place (even with the same size) gets another identity,
-    without reading the whole file."""
+    """``size:mtime_ns:hash`` of a file: a file replaced or rewritten in place (even with the
+    same size and its modification time put back) gets another identity. Files up to
+    :data:`WHOLE_FILE_BYTES` (every N-MNIST and most N-Caltech101 recordings) are hashed whole;
+    larger ones over their first and last ``block`` bytes, so a cache check does not read
+    gigabytes (a change in their middle with the time put back goes unseen)."""
     with open(path, "rb") as f:
         stat = os.fstat(f.fileno())
-        head = f.read(block)
-        f.seek(max(stat.st_size - block, 0))
-        tail = f.read(block)
-    digest = hashlib.sha256(head + tail).hexdigest()[:16]
+        if stat.st_size <= WHOLE_FILE_BYTES:
+            content = f.read()
+        else:
+            content = f.read(block)
+            f.seek(stat.st_size - block)
+            content += f.read(block)
+    digest = hashlib.sha256(content).hexdigest()[:16]
     return f"{stat.st_size}:{stat.st_mtime_ns}:{digest}"
 
 
