@@ -188,8 +188,7 @@ def test_paper_smoke_grid_end_to_end(tmp_path):
     converted = {d for d, m in pairs if m == "qcfs"}
     figures = out / "paper-smoke" / "figures"
     assert len(pairs) == 12 and converted == {"cifar10", "cifar100", "tiny-imagenet"}
-    assert len(list(figures.glob("*.png"))) == 3 * len(pairs) + len(converted)
-    assert {p.stem for p in figures.glob("convergence_*.png")} == {
-        f"convergence_{d}" for d in converted
-    }
-    assert (tables / "convergence.csv").exists()
+    assert len(list(figures.glob("*.png"))) == 3 * len(pairs)
+    # two random batches leave every ANN at chance: no convergence verdict, table or figure
+    assert not list(figures.glob("convergence_*.png"))
+    assert not (tables / "convergence.csv").exists()
