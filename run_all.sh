@@ -152,7 +152,8 @@ compare_with_committed() {
         return 0
     fi
     reference=$(mktemp -d)
-    git archive HEAD "$dir/tables" | tar -x -C "$reference"
+    # the tables, and each run's provenance (the thread count and CPU the numbers were made with)
+    git archive HEAD "$dir/tables" ":(glob)$dir/runs/*/provenance.json" | tar -x -C "$reference"
     "$PY" -m snnlib compare "$reference/$dir" "$dir" --reference-label "the committed $dir (git HEAD)" \
         || { local failed=$?; rm -rf "$reference"; return $failed; }
     rm -rf "$reference"

@@ -260,10 +260,13 @@ def compare(args: argparse.Namespace) -> int:
         if not (folder / "tables").is_dir():
             raise ConfigError(f"{name} {folder}: no tables/ folder (expected a results/<profile>)")
     frame = reproduction.compare(reference, new)
-    reproduction.write_report(frame, new, args.reference_label or args.reference)
+    notes = reproduction.conditions(reference, new)
+    reproduction.write_report(frame, new, args.reference_label or args.reference, notes)
     if args.fragility:
         write_csv(Path(args.fragility), reproduction.fragility(reference, new))
     print(reproduction.summary_line(frame))
+    for note in notes:
+        print(f"[compare] {note}")
     return 0
 
 

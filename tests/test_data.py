@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import sys
 from pathlib import Path
 
@@ -553,3 +554,14 @@ def test_split_indices_of_fixtures_are_disjoint_and_stable(tmp_path):
     assert not set(first["train"]) & set(first["calib"])
     assert len(first["train"]) + len(first["calib"]) == 66 and len(first["test"]) == 11
     json.dumps(first)  # plain ints, ready to be written next to results
+
+
+def test_nmnist_subset_refuses_a_recording_cut_to_whole_events(nmnist_root, tmp_path):
+    """A recording cut by one 5-byte event passes every format check; its digest does not."""
+    shutil.copytree(nmnist_root / "NMNIST", tmp_path / "NMNIST")
+    ds = data.get_dataset("nmnist-subset", "test", root=tmp_path, T=4, cache_dir=False)
+    ds[0]  # intact: read
+    path = Path(ds.paths[0])
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(CorruptSampleError, match=r"differs from the published recording"):
+        ds[0]

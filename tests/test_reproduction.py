@@ -1,5 +1,6 @@
 """The reproduction report (snnlib/study/reproduction.py), `compare`, and the fp paths."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -148,3 +149,20 @@ def test_grid_passes_the_fp_path_on_to_each_printed_command(monkeypatch, capsys)
     with pytest.raises(SystemExit) as exit_status:  # argparse names the choices
         main(["grid", str(REPO / "configs" / "quick.yaml"), "--fp-path", "avx3"])
     assert exit_status.value.code == 2
+
+
+def test_the_report_says_when_the_runs_were_computed_under_other_conditions(tmp_path):
+    """Another thread count (or CPU type, or fp path) is why numbers differ: said, not hidden."""
+
+    def folder(name: str, threads: int, capability: str) -> Path:
+        run = tmp_path / name / "runs" / "r"
+        run.mkdir(parents=True)
+        provenance = {"threads": threads, "cpu": {"capability": capability}}
+        (run / "provenance.json").write_text(json.dumps(provenance))
+        return tmp_path / name
+
+    ref, same, other = folder("a", 2, "AVX512"), folder("b", 2, "AVX512"), folder("c", 1, "AVX512")
+    assert reproduction.conditions(ref, same) == []
+    (line,) = reproduction.conditions(ref, other)
+    assert line.startswith("CPU threads per run differ: reference 2, new 1")
+    assert reproduction.conditions(ref, tmp_path / "no-provenance") == []

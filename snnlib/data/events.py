@@ -30,8 +30,10 @@ translation is applied after the cache. Nothing is written into the dataset fold
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,13 @@ from torch.utils.data import Dataset
 from snnlib.catalog import dataset_info as info
 from snnlib.data.errors import SPLITS, CorruptSampleError, not_found
 from snnlib.data.framing import RandomTranslate, Window, to_frames
-from snnlib.data.splits import NCALTECH101_CLASSES, carve_calib, file_rule_split, load_split_file
+from snnlib.data.splits import (
+    NCALTECH101_CLASSES,
+    SPLIT_DIR,
+    carve_calib,
+    file_rule_split,
+    load_split_file,
+)
 from snnlib.data.validate import RECORD_BYTES, check_events, check_file
 
 CACHE_VERSION = 1  # bump when the framing changes, so old caches are not reused
@@ -75,7 +83,10 @@ class NMNIST(_LocalFiles, tonic.datasets.NMNIST):
 class NMNISTSubset:
     """The N-MNIST subset: exactly the files ``splits/nmnist-subset.json`` lists, from tonic's
     NMNIST folder (the subset's own copy or a complete N-MNIST), ``Train`` and ``Test`` read
-    as one dataset (paths sorted). A listed file that is missing is an error naming it."""
+    as one dataset (paths sorted). A listed file that is missing is an error naming it; one
+    whose content differs from the published recording (``splits/nmnist-subset-digests.json``;
+    e.g. cut to a whole number of events, which no format check can see) is refused as
+    damaged when it is read."""
 
     folder = "NMNIST"  # tonic's folder under root
 
@@ -107,7 +118,21 @@ class NMNISTSubset:
 
     def __getitem__(self, index: int):
         part, i = self._items[index]
+        path = Path(part.data[i])
+        relpath = path.relative_to(self.location_on_system).as_posix()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        if digest != published_digests()[relpath]:
+            raise CorruptSampleError(
+                f"its content differs from the published recording {relpath} (SHA-256 "
+                f"{digest}..., published {published_digests()[relpath]}...)"
+            )
         return part[i]
+
+
+@functools.cache
+def published_digests() -> dict[str, str]:
+    """The first 16 hex digits of the SHA-256 of each N-MNIST subset recording, as published."""
+    return json.loads((SPLIT_DIR / "nmnist-subset-digests.json").read_text())["sha256"]
 
 
 class CIFAR10DVS(_LocalFiles, tonic.datasets.CIFAR10DVS):

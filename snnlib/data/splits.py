@@ -26,7 +26,9 @@ Rules (no RNG, so no numpy version can change them; a sample's split depends onl
   its own 100 ``Test`` files would make one test sample one point, so 21 % of each digit's
   ``Train`` files (hash order) join them: 310 test, 78 calib, 712 train.
   ``splits/nmnist-subset.json`` lists every file of each split (written from the files by
-  :func:`nmnist_subset_record`; only listed files are read).
+  :func:`nmnist_subset_record`; only listed files are read), and
+  ``splits/nmnist-subset-digests.json`` the digest of each as published, which the reader
+  checks (:class:`snnlib.data.events.NMNISTSubset`).
 
 Regenerate the JSON files with
 ``python -c "from snnlib.data.splits import generate_split_files as g; g()"``

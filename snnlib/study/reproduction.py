@@ -205,16 +205,55 @@ def shown(value) -> str:
         return str(value)
 
 
-def write_report(frame: pd.DataFrame, new_dir: Path, reference: str) -> list[Path]:
+CONDITIONS = (
+    ("threads", "CPU threads per run"),
+    ("cpu.capability", "vector instruction set"),
+    ("fp_path", "floating-point path"),
+)
+
+
+def _conditions_of(profile_dir: Path) -> dict[str, set[str]]:
+    """What each :data:`CONDITIONS` key was in the runs' ``provenance.json`` (``fp_path``
+    absent: the default path)."""
+    seen: dict[str, set[str]] = {}
+    for path in sorted(Path(profile_dir).glob("runs/*/provenance.json")):
+        provenance = json.loads(path.read_text())
+        for key, _ in CONDITIONS:
+            value = provenance
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            default = "default" if key == "fp_path" else "unknown"
+            seen.setdefault(key, set()).add(str(default if value is None else value))
+    return seen
+
+
+def conditions(ref_dir: Path, new_dir: Path) -> list[str]:
+    """One line per condition under which the two folders' runs were computed differently
+    (thread count, vector instruction set, fp path): records are bit-identical only where
+    none differs. Nothing where a folder holds no provenance."""
+    ref, new = _conditions_of(ref_dir), _conditions_of(new_dir)
+    return [
+        f"{label} differ: reference {', '.join(sorted(ref[key]))}, new "
+        f"{', '.join(sorted(new[key]))} (numbers are bit-identical only where they agree)"
+        for key, label in CONDITIONS
+        if key in ref and key in new and ref[key] != new[key]
+    ]
+
+
+def write_report(
+    frame: pd.DataFrame, new_dir: Path, reference: str, notes: list[str] = ()
+) -> list[Path]:
     """``tables/reproduction.{csv,md}`` under ``new_dir``; ``reference``: what the reference
-    is, in words (no temporary folder: the files must not change between identical reruns)."""
+    is, in words (no temporary folder: the files must not change between identical reruns);
+    ``notes``: lines said under the summary (e.g. :func:`conditions`)."""
     out = Path(new_dir) / "tables"
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "reproduction.csv", frame)
     table = frame.assign(**{c: frame[c].map(shown) for c in ("reference", "new", "tolerance")})
+    said = "".join(f"{note}.\n\n" for note in notes)
     text = (
         f"# Reproduction of {Path(new_dir).name} against {reference}\n\n"
-        f"{summary_line(frame)}.\n\n"
+        f"{summary_line(frame)}.\n\n{said}"
         "Tolerance: twice the standard error of the difference expected between two reruns, "
         "from the reference's seed-to-seed spread and, where committed, the movement between "
         "floating-point paths (docs/reproducing.md).\n\n"

