@@ -303,7 +303,7 @@ class _Stream:
             new = torch.arange(self.waiting, self.waiting + k, device=self.live.device)
             self.live[fill] = new
             self.t[fill] = 1
-            self.acc.index_fill_(0, fill, 0)
+            self.acc[fill] = 0  # index_put: index_fill_ walks the whole tensor
             if self.x is not None:
                 self.x.index_copy_(0, fill, self.inputs.x.index_select(0, new))
             self.adapter.restart(fill)
