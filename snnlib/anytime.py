@@ -24,7 +24,9 @@ saved is coarser (``sample_steps`` counts the steps actually run).
 Stream mode (:func:`stream_anytime`) serves many samples with at most ``batch`` live: an
 exited sample's place goes to the next waiting sample, restarted in place from a fresh state
 (continuous batching: every layer state's ``restart``), so samples at different steps share
-each call; each still runs exactly its own steps.
+each call; each still runs exactly its own steps. Top-K compares each row's gap with its
+own ``β_t`` in one call; other rules are asked once per distinct step in the batch. Once
+nobody waits, ``tail`` lets the last few samples finish in multi-step calls.
 
 The network is anything :class:`~snnlib.adapters.Steppable` (see :mod:`snnlib.adapters`);
 an snnlib model is wrapped in :class:`~snnlib.adapters.SnnlibAdapter` automatically.
