@@ -379,7 +379,7 @@ def main() -> None:
         "--stream-tails",
         type=int,
         nargs="+",
-        default=[0, 8],
+        default=[0, 8, 16],
         help="stream_anytime tail= values to time (0: every step its own call)",
     )
     parser.add_argument("--repeats", type=int, default=15)
