@@ -15,11 +15,16 @@ test batch of ``--batch`` samples with ``T_max`` = the run's ``T``:
   checked against the offline exits (``matches_offline``).
 
 * stream mode (``--stream-batch``): the whole test split through ``stream_anytime`` with at
-  most that many samples live, a finished sample replaced by the next one, against the
-  multi-step call over consecutive batches of the same size.
+  most that many samples live, a finished sample replaced by the next one (once per
+  ``--stream-tails`` value), against the multi-step call over consecutive batches of the
+  same size.
 
 Reported per row: avg exit step, ``T_max / avg exit`` (the ideal speedup), the measured
-speedup ``baseline time / anytime time`` and their ratio (target >= 0.9 at batch 256). All
+speedup ``baseline time / anytime time`` and their ratio; and the fair alternative: the
+multi-step call at the *matched fixed T*, the smallest T whose accuracy on the same samples
+reaches the rule's (``matched_T``; ``None`` where no fixed T does), with the ideal
+``matched T / avg exit``, the measured speedup against it and their ratio (``*_vs_matched``).
+Target: >= 0.9 of both ideals in stream mode at batch 256. All
 callables of one model are timed round-robin in one process, so the ratios are comparable
 on a noisy machine; absolute times are not. The CPU allocator matters: by default glibc
 hands large blocks back to the OS, so every call page-faults its activations again; the
@@ -107,6 +112,29 @@ def test_batch(config: Config, batch: int, device: torch.device):
     return x, sequence, x_full, y
 
 
+def matched_t(cum: torch.Tensor, labels: torch.Tensor, correct: int) -> int | None:
+    """The fair fixed window: the smallest ``T`` (1-based) whose accuracy on these samples
+    reaches ``correct`` right answers (counts, not rounded fractions), or ``None``."""
+    reached = ((cum.argmax(-1) == labels).sum(1) >= correct).nonzero()
+    return int(reached[0]) + 1 if reached.numel() else None
+
+
+def vs_matched(row: dict, wall: dict, key: str) -> None:
+    """Add the comparison with the multi-step call at the matched fixed T to ``row``: the ideal
+    ``matched T / avg exit``, the measured ``time(fixed matched T) / time(key)`` (median of the
+    per-round ratios) and their ratio (``None`` where no fixed T reaches the accuracy)."""
+    m = row["matched_T"]
+    if m is None:
+        row.update(ideal_speedup_vs_matched=None, measured_speedup_vs_matched=None,
+                   ratio_to_ideal_vs_matched=None)  # fmt: skip
+        return
+    row["ideal_speedup_vs_matched"] = m / row["avg_exit_step"]
+    row["measured_speedup_vs_matched"] = speedup(wall, key, baselines=(f"fixed-T{m}",))
+    row["ratio_to_ideal_vs_matched"] = (
+        row["measured_speedup_vs_matched"] / row["ideal_speedup_vs_matched"]
+    )
+
+
 def speedup(times: dict, key: str, baselines=("full", "stepped-full"), statistic=None) -> float:
     """Baseline time / ``key`` time, against the faster way to run all T_max steps: the
     multi-step call (time folded into the batch) or the engine's stepping without exits
@@ -148,6 +176,13 @@ def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int, device) ->
     def stepped_full():
         run_anytime(net, x, cutoff.FixedT(T), T, sequence=sequence)
 
+    def fixed(m: int):  # the multi-step call at a fixed window of m steps
+        def run_fixed():
+            with torch.no_grad():
+                net(x_full[:m])
+
+        return run_fixed
+
     fns = {"full": full, "stepped-full": stepped_full}
     rows = []
     for rule_name, rule in rules.items():
@@ -163,6 +198,9 @@ def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int, device) ->
             row = {"rule": rule_name, "mode": mode, **options, "key": key}
             row["matches_offline"] = bool(same)
             row["accuracy"] = float((res.predictions == y.numpy()).mean())
+            row["matched_T"] = matched_t(cum, y, int((res.predictions == y.numpy()).sum()))
+            if row["matched_T"] is not None:
+                fns.setdefault(f"fixed-T{row['matched_T']}", fixed(row["matched_T"]))
             row["avg_exit_step"] = res.avg_exit_step
             row["ideal_speedup"] = T / res.avg_exit_step  # T_max / avg exit step
             row["work_speedup"] = 1.0 / res.work_fraction  # N·T_max / sample-steps run
@@ -178,6 +216,7 @@ def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int, device) ->
         row["cpu_time_speedup"] = speedup(cpu, key)
         row["ratio_to_ideal"] = row["measured_speedup"] / row["ideal_speedup"]
         row["ratio_to_work"] = row["measured_speedup"] / row["work_speedup"]
+        vs_matched(row, wall, key)
         stepwise = row.get("chunk", 1) == 1  # the target is for step mode (exits every step)
         row["target_met"] = row["ratio_to_ideal"] >= TARGET if stepwise else None
     return {
@@ -202,10 +241,12 @@ def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int, device) ->
     }
 
 
-def bench_stream(run_dir: Path, batch: int, repeats: int, device) -> dict:
+def bench_stream(run_dir: Path, batch: int, tails: list[int], repeats: int, device) -> list[dict]:
     """The whole test split, Top-K at the run's ε: ``stream_anytime`` with at most ``batch``
-    samples live (a sample that exits is replaced by the next), against the folded
-    multi-step call over consecutive batches of ``batch`` (all T_max steps for everyone)."""
+    samples live (a sample that exits is replaced by the next; ``tail``: the stragglers' last
+    steps in multi-step calls), against the folded multi-step call over consecutive batches of
+    ``batch``, for all T_max steps and for the matched fixed T (the smallest T whose accuracy
+    on the split reaches Top-K's). One row per tail."""
     config, net, summary = load(run_dir, device)
     T = config.T
     x, sequence, x_full, y = test_batch(config, 10**6, device)  # the whole split in one tensor
@@ -214,37 +255,73 @@ def bench_stream(run_dir: Path, batch: int, repeats: int, device) -> dict:
         cum = torch.cat([net(c).float().cumsum(0).cpu() for c in chunks], 1)
     rule = cutoff.TopK(summary["topk_betas"])
     steps = cutoff.exit_steps(rule, cum)
-    res = stream_anytime(net, x, rule, T, batch=batch, sequence=sequence)
+    preds = metrics.predict_at_exit(cum, steps)
+    correct = int((torch.as_tensor(preds) == y).sum())
+    matched = matched_t(cum, y, correct)
+    acc_t = (cum.argmax(-1) == y).float().mean(1).tolist()  # accuracy at each fixed T
 
-    def full():
-        with torch.no_grad():
-            for c in chunks:
-                net(c)
+    def fixed(m: int):  # the multi-step call on the first m steps, batch after batch
+        def run_fixed():
+            with torch.no_grad():
+                for c in chunks:
+                    net(c[:m])
 
-    def stream():
-        stream_anytime(net, x, rule, T, batch=batch, sequence=sequence)
+        return run_fixed
 
-    fns = {"full": full, "stream": stream}
+    def stream(tail: int):
+        return lambda: stream_anytime(net, x, rule, T, batch=batch, sequence=sequence, tail=tail)
+
+    fns = {"full": fixed(T)}
+    if matched is not None:
+        fns[f"fixed-T{matched}"] = fixed(matched)
+    results = {}
+    for tail in tails:
+        fns[f"stream-tail{tail}"] = stream(tail)
+        results[tail] = stream(tail)()
     wall, _ = time_round_robin(fns, repeats, warmup=1, sync=sync_for(device))
-    measured = speedup(wall, "stream", baselines=("full",))
-    ideal = T / float(steps.mean())
-    return {
-        "run": run_dir.name,
-        "samples": len(y),
-        "batch": batch,
-        "rule": f"topk(eps={summary['topk_epsilon']:g})",
-        "matches_offline": bool(
-            np.array_equal(res.exit_steps, steps)
-            and np.array_equal(res.predictions, metrics.predict_at_exit(cum, steps))
-        ),
-        "avg_exit_step": float(steps.mean()),
-        "ideal_speedup": ideal,
-        "measured_speedup": measured,
-        "ratio_to_ideal": measured / ideal,
-        "calls": res.steps_run,
-        "calls_full": len(chunks) * T,
-        "times_ms": wall,
-    }
+    rows = []
+    for tail, res in results.items():
+        key = f"stream-tail{tail}"
+        measured = speedup(wall, key, baselines=("full",))
+        row = {
+            "run": run_dir.name,
+            "samples": len(y),
+            "batch": batch,
+            "tail": tail,
+            "rule": f"topk(eps={summary['topk_epsilon']:g})",
+            "matches_offline": bool(
+                np.array_equal(res.exit_steps, steps) and np.array_equal(res.predictions, preds)
+            ),
+            "accuracy": correct / len(y),
+            "avg_exit_step": float(steps.mean()),
+            "ideal_speedup": T / float(steps.mean()),
+            "measured_speedup": measured,
+            "ratio_to_ideal": measured / (T / float(steps.mean())),
+            "matched_T": matched,
+            "accuracy_matched_T": None if matched is None else acc_t[matched - 1],
+            "calls": len(res.call_steps),
+            "sample_steps": res.sample_steps,
+            "calls_full": len(chunks),
+            "time_ms": statistics.median(wall[key]),
+            "full_ms": statistics.median(wall["full"]),
+            "matched_ms": None if matched is None else statistics.median(wall[f"fixed-T{matched}"]),
+        }
+        vs_matched(row, wall, key)
+        rows.append(row)
+    rows[-1]["times_ms"] = wall  # every callable's rounds, once per model
+    return rows
+
+
+def fmt(value, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def vs_matched_text(row: dict) -> str:
+    return (
+        f"vs fixed T={row['matched_T']}: ideal x{fmt(row['ideal_speedup_vs_matched'])} "
+        f"measured x{fmt(row['measured_speedup_vs_matched'])} "
+        f"ratio {fmt(row['ratio_to_ideal_vs_matched'])}"
+    )
 
 
 def describe(row: dict) -> str:
@@ -252,20 +329,39 @@ def describe(row: dict) -> str:
         f"  {row['rule']:<18} {row['mode']:<7} avg exit {row['avg_exit_step']:.2f}  "
         f"ideal x{row['ideal_speedup']:.2f}  measured x{row['measured_speedup']:.2f} "
         f"(min-times x{row['measured_speedup_min_times']:.2f}, "
-        f"cpu x{row['cpu_time_speedup']:.2f})  ratio {row['ratio_to_ideal']:.2f}  "
-        f"exact={row['matches_offline']}"
+        f"cpu x{row['cpu_time_speedup']:.2f})  ratio {row['ratio_to_ideal']:.2f}; "
+        f"{vs_matched_text(row)}  exact={row['matches_offline']}"
     )
 
 
-def summary(results: list[dict], mode_prefix: str) -> dict:
-    """Per thread count: the smallest measured/ideal ratio over the rows of one mode."""
+def describe_stream(row: dict) -> str:
+    return (
+        f"  stream tail={row['tail']}, {row['samples']} samples, batch {row['batch']}: avg exit "
+        f"{row['avg_exit_step']:.2f}, {row['calls']} calls; vs T_max: ideal "
+        f"x{row['ideal_speedup']:.2f} measured x{row['measured_speedup']:.2f} ratio "
+        f"{row['ratio_to_ideal']:.2f}; {vs_matched_text(row)}  exact={row['matches_offline']}"
+    )
+
+
+def lowest(rows, field: str) -> dict:
+    """Per thread count: the smallest ``field`` over ``(threads, row)`` pairs (None skipped)."""
     out: dict[str, float] = {}
-    for r in results:
-        for row in r["rows"]:
-            if row["mode"].startswith(mode_prefix):
-                key = f"threads={r['threads']}"
-                out[key] = min(out.get(key, float("inf")), row["ratio_to_ideal"])
+    for threads, row in rows:
+        if row[field] is not None:
+            key = f"threads={threads}"
+            out[key] = min(out.get(key, float("inf")), row[field])
     return out
+
+
+def summary(results: list[dict], mode_prefix: str, field: str = "ratio_to_ideal") -> dict:
+    """Per thread count: the smallest ``field`` over the rows of one mode."""
+    rows = [(r["threads"], row) for r in results for row in r["rows"]]
+    return lowest([(t, row) for t, row in rows if row["mode"].startswith(mode_prefix)], field)
+
+
+def stream_summary(stream_rows: list[dict], tail: int, field: str) -> dict:
+    """Per thread count: the smallest ``field`` over the stream rows with this ``tail``."""
+    return lowest([(row["threads"], row) for row in stream_rows if row["tail"] == tail], field)
 
 
 def main() -> None:
@@ -279,6 +375,13 @@ def main() -> None:
         type=int,
         default=256,
         help="live batch of the whole-split stream mode (0: skip it)",
+    )
+    parser.add_argument(
+        "--stream-tails",
+        type=int,
+        nargs="+",
+        default=[0, 8, 16],
+        help="stream_anytime tail= values to time (0: every step its own call)",
     )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument(
@@ -320,11 +423,22 @@ def main() -> None:
             "models_from": source,
             "batch": args.batch,
             "repeats": args.repeats,
-            "target": f"step mode: measured speedup >= {TARGET} x (T_max / avg exit step)",
+            "target": (
+                f"measured speedup >= {TARGET} x the ideal: in stream mode against T_max "
+                f"(T_max / avg exit) and against the matched fixed T (matched T / avg exit)"
+            ),
             "all_exact": all(row["matches_offline"] for r in results for row in r["rows"])
             and all(row["matches_offline"] for row in stream_rows),
             "min_ratio_step": summary(results, "step"),
             "min_ratio_tail": summary(results, "tail"),
+            "min_ratio_step_vs_matched": summary(results, "step", "ratio_to_ideal_vs_matched"),
+            "min_ratio_stream": {
+                f"tail={tail}": {
+                    "vs_tmax": stream_summary(stream_rows, tail, "ratio_to_ideal"),
+                    "vs_matched": stream_summary(stream_rows, tail, "ratio_to_ideal_vs_matched"),
+                }
+                for tail in args.stream_tails
+            },
             "stream": stream_rows,
             "results": results,
         }
@@ -350,14 +464,12 @@ def main() -> None:
                     print(describe(row))
                 results.append(r)
                 if args.stream_batch:
-                    row = bench_stream(run_dir, args.stream_batch, args.repeats, device)
-                    stream_rows.append({"threads": threads, **row})
-                    print(
-                        f"  stream, {row['samples']} samples, batch {row['batch']}: avg exit "
-                        f"{row['avg_exit_step']:.2f}  ideal x{row['ideal_speedup']:.2f}  "
-                        f"measured x{row['measured_speedup']:.2f}  ratio "
-                        f"{row['ratio_to_ideal']:.2f}  exact={row['matches_offline']}"
+                    rows = bench_stream(
+                        run_dir, args.stream_batch, args.stream_tails, args.repeats, device
                     )
+                    for row in rows:
+                        stream_rows.append({"threads": threads, **row})
+                        print(describe_stream(row))
                 loads.append(os.getloadavg())
                 write(complete=False)
     print(f"wrote {write(complete=True)}")

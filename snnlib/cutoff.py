@@ -63,7 +63,7 @@ def _live(y_t, name: str = "y_t") -> torch.Tensor:
     return y if y.is_floating_point() else y.float()
 
 
-def _gap_and_pred(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gap_and_pred(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``Y_gap = Top1(Y) − Top2(Y)`` over the last axis, in ``y``'s dtype, and ``argmax Y``.
 
     Tied top values give a gap of 0; the argmax is the lowest tied index.
@@ -113,7 +113,7 @@ class TopK:
     def stop(self, y_t, t: int) -> torch.Tensor:
         y = _live(y_t)
         t = check_t(t, len(self.betas))
-        gap = _gap_and_pred(y)[0]
+        gap = gap_and_pred(y)[0]
         gap = gap if gap.device.type == "mps" else gap.double()  # exact compare; MPS: no f64
         return gap > self.betas[t - 1]
 
@@ -221,11 +221,11 @@ def exit_steps(rule: StoppingRule, cum_outputs) -> np.ndarray:
 # ----------------------------------------------------------------------------- Top-K
 def topk_gap(cum_outputs) -> np.ndarray:
     """``Y_gap(t, n) = Top1(Y(t, n)) − Top2(Y(t, n))``, ``float64 [T, N]`` (docs/method.md §1.7)."""
-    return _gap_and_pred(as_outputs(cum_outputs))[0].double().numpy()
+    return gap_and_pred(as_outputs(cum_outputs))[0].double().numpy()
 
 
 def _confidence_rate(x: torch.Tensor, y: torch.Tensor, bins: int):
-    gap, pred = _gap_and_pred(x)
+    gap, pred = gap_and_pred(x)
     gap = gap.double()  # [T, N]; float32 gaps are exact in float64
     s = suffix_correct(pred == y)  # [T, N]  S(t, n)
     grid = torch.arange(bins, dtype=torch.float64) * gap.max().item() / bins  # (m·G)/M

@@ -149,6 +149,21 @@ def test_stream_mode_equals_offline(stream_case, rule_name, batch):
         assert res.batch_sizes[0] == batch and res.steps_run <= -(-steps.sum() // batch) + T
 
 
+@pytest.mark.parametrize("tail", [3, N])
+@pytest.mark.parametrize("rule_name", RULES)
+def test_stream_mode_tail_equals_offline(stream_case, rule_name, tail):
+    # Stragglers run their remaining steps in multi-step calls: the same exits, fewer calls.
+    net, x, sequence, cum, rules = stream_case
+    steps, preds = offline(rules[rule_name], cum)
+    res = stream_anytime(net, x, rules[rule_name], T, batch=16, sequence=sequence, tail=tail)
+    np.testing.assert_array_equal(res.exit_steps, steps)
+    np.testing.assert_array_equal(res.predictions, preds)
+    plain = stream_anytime(net, x, rules[rule_name], T, batch=16, sequence=sequence)
+    assert res.sample_steps >= plain.sample_steps == int(steps.sum())
+    if steps.max() > 2 and tail == N:  # the drain ran in multi-step calls
+        assert max(res.call_steps) > 1 and len(res.call_steps) < len(plain.call_steps)
+
+
 def test_stream_mode_refuses_what_it_cannot_restart():
     x = inputs("static", seed=2)[0]
     net = FunctionalAdapter(lambda x_t, s: (x_t.flatten(1)[:, :K], s), torch.zeros)

@@ -24,7 +24,9 @@ saved is coarser (``sample_steps`` counts the steps actually run).
 Stream mode (:func:`stream_anytime`) serves many samples with at most ``batch`` live: an
 exited sample's place goes to the next waiting sample, restarted in place from a fresh state
 (continuous batching: every layer state's ``restart``), so samples at different steps share
-each call; each still runs exactly its own steps.
+each call; each still runs exactly its own steps. Top-K compares each row's gap with its
+own ``β_t`` in one call; other rules are asked once per distinct step in the batch. Once
+nobody waits, ``tail`` lets the last few samples finish in multi-step calls.
 
 The network is anything :class:`~snnlib.anytime.adapters.Steppable` (see
 :mod:`snnlib.anytime.adapters`);
@@ -53,8 +55,8 @@ from torch import Tensor
 
 from snnlib import checks
 from snnlib.anytime.adapters import as_steppable
-from snnlib.anytime.inputs import Inputs, call_steps
-from snnlib.cutoff import StoppingRule, checked_stop
+from snnlib.anytime.inputs import Inputs, call_steps, call_window
+from snnlib.cutoff import StoppingRule, TopK, checked_stop, gap_and_pred
 
 __all__ = ["AnytimeResult", "cumulative_outputs", "run_anytime", "stream_anytime"]
 
@@ -236,15 +238,29 @@ def run_anytime(
     return exits.result(t_max, chunk, sizes, ks)
 
 
-def _stop_per_step(rule: StoppingRule, y: Tensor, t: Tensor, t_max: int) -> Tensor:
-    """``rule.stop`` for samples at different steps ``t`` ``[n]``: one call per distinct step
-    (rules act row by row), forced at ``t_max``."""
-    fire = t == t_max
-    for step in t.unique().tolist():
-        if step < t_max:
-            rows = t == step
-            fire[rows] = checked_stop(rule, y[rows], step)
-    return fire
+def _row_stopper(rule: StoppingRule, t_max: int, device: torch.device):
+    """``stop(y [n, K], t [n]) -> fire [n]``: ``rule.stop`` for samples at different steps
+    ``t``, forced at ``t_max``. Top-K compares every row's gap with its own ``β_t`` in one
+    vectorised call (the gap and the float64 comparison of :meth:`~snnlib.cutoff.TopK.stop`,
+    so the same bits); any other rule is called once per distinct step (rules act row by
+    row), which costs a device sync and a call per step present."""
+    if isinstance(rule, TopK) and device.type != "mps":  # MPS: no float64
+        betas = torch.tensor(rule.betas, dtype=torch.float64, device=device)
+
+        def stop_topk(y: Tensor, t: Tensor) -> Tensor:
+            return (gap_and_pred(y)[0].double() > betas[t - 1]) | (t == t_max)
+
+        return stop_topk
+
+    def stop_each(y: Tensor, t: Tensor) -> Tensor:
+        fire = t == t_max
+        for step in t.unique().tolist():
+            if step < t_max:
+                rows = t == step
+                fire[rows] = checked_stop(rule, y[rows], step)
+        return fire
+
+    return stop_each
 
 
 def _restartable(adapter):
@@ -257,23 +273,51 @@ def _restartable(adapter):
     return adapter
 
 
-def _refill(adapter, fire: Tensor, live: Tensor, t: Tensor, acc: Tensor, waiting: int, n: int):
-    """The places of the samples that fired go to the next waiting samples (of ``n`` in all),
-    restarted from a fresh state; the places nobody is left to take are dropped.
-    Returns ``(live, t, acc, waiting)`` after the change."""
-    slots = fire.nonzero().squeeze(1)
-    k = min(slots.numel(), n - waiting)
-    if k:  # the next waiting samples take the first k freed places
-        fill = slots[:k]
-        live[fill] = torch.arange(waiting, waiting + k, device=live.device)
-        t[fill], acc[fill] = 1, 0
-        adapter.restart(fill)
-    if k < slots.numel():  # nobody left to take the others: shrink the batch
-        rest = torch.ones_like(fire)
-        rest[slots[k:]] = False
-        adapter.keep(rest)
-        live, t, acc = live[rest], t[rest], acc[rest]
-    return live, t, acc, waiting + k
+class _Stream:
+    """The live samples of a stream: their original indices ``live``, the step each is at
+    ``t`` (1-based, the step it runs next), ``Y`` in the cumsum dtype, and for a static input
+    the live samples' inputs, kept in place (a refill writes only the new rows), so a step
+    does not gather the whole live batch's inputs again."""
+
+    def __init__(self, inputs: Inputs, adapter, batch: int) -> None:
+        self.inputs, self.adapter = inputs, adapter
+        self.waiting = min(batch, inputs.n)  # the next sample to start
+        self.live = torch.arange(self.waiting, device=inputs.device)
+        self.t = torch.ones_like(self.live)
+        self.acc: Tensor | None = None
+        self.x = None if inputs.sequence else inputs.x.index_select(0, self.live)
+        adapter.reset(self.waiting)
+
+    def window(self, k: int) -> Tensor:
+        """Inputs ``[k, n, ...]`` of each live sample's next ``k`` steps."""
+        if self.x is not None:
+            return self.x.unsqueeze(0).expand(k, *self.x.shape)
+        steps = self.t.unsqueeze(0) - 1 + torch.arange(k, device=self.t.device).unsqueeze(1)
+        return self.inputs.x[steps, self.live.unsqueeze(0)]  # [k, n, ...]
+
+    def refill(self, fire: Tensor) -> None:
+        """The places of the samples that fired go to the next waiting samples, restarted
+        from a fresh state; the places nobody is left to take are dropped."""
+        slots = fire.nonzero().squeeze(1)
+        k = min(slots.numel(), self.inputs.n - self.waiting)
+        if k:  # the next waiting samples take the first k freed places
+            fill = slots[:k]
+            new = torch.arange(self.waiting, self.waiting + k, device=self.live.device)
+            self.live[fill] = new
+            self.t[fill] = 1
+            self.acc[fill] = 0  # index_put: index_fill_ walks the whole tensor
+            if self.x is not None:
+                self.x.index_copy_(0, fill, self.inputs.x.index_select(0, new))
+            self.adapter.restart(fill)
+            self.waiting += k
+        if k < slots.numel():  # nobody left to take the others: shrink the batch
+            rest = torch.ones_like(fire)
+            rest[slots[k:]] = False
+            rest = rest.nonzero().squeeze(1)  # index_select: faster than a bool mask
+            self.adapter.keep(rest)
+            self.live, self.t = self.live[rest], self.t[rest]
+            self.acc = self.acc.index_select(0, rest)
+            self.x = None if self.x is None else self.x.index_select(0, rest)
 
 
 @torch.no_grad()
@@ -285,6 +329,7 @@ def stream_anytime(
     *,
     batch: int,
     sequence: bool = False,
+    tail: int = 0,
 ) -> AnytimeResult:
     """Anytime inference over many samples with at most ``batch`` of them live at once.
 
@@ -296,39 +341,47 @@ def stream_anytime(
     and exits equal :func:`run_anytime`'s and the offline ones.
 
     ``x``: static ``[N, ...]`` (needs ``t_max``) or, with ``sequence=True``, ``[T, N, ...]``.
-    The adapter must offer ``restart`` (snnlib models). ``batch_sizes`` of the result is the
-    live batch of every call (``steps_run`` calls).
+    The adapter must offer ``restart`` (snnlib models). ``tail``: once nobody waits and at
+    most ``tail`` samples are live, the stragglers run in multi-step calls up to ``t_max``
+    (the most advanced one's remaining steps per call, exits still found at their own step)
+    instead of paying the network's fixed per-call cost at every step; 0 turns it off.
+    ``batch_sizes`` and ``call_steps`` of the result are the live batch and the steps of
+    every call; ``sample_steps`` counts the steps actually run.
     """
     _check_rule(rule)
     batch = checks.integer("batch", batch, low=1)
+    tail = checks.integer("tail", tail, low=0)  # 0: off
     if not isinstance(x, Tensor):
         raise ValueError(f"x must be a tensor in stream mode; got {type(x).__name__}")
     inputs = Inputs(x, t_max, sequence, None)
     adapter = _restartable(as_steppable(model))
     n_all, t_max = inputs.n, inputs.t_max
     exits = _Exits(n_all, t_max, inputs.device)
-    waiting = min(batch, n_all)
-    live = torch.arange(waiting, device=inputs.device)
-    t = torch.ones_like(live)  # the step each live sample is at
-    adapter.reset(waiting)
-    acc: Tensor | None = None
-    sizes = []
-    while live.numel():
-        n = live.numel()
-        o = adapter.step(inputs.rows(live, t))
-        _check_outputs(o.unsqueeze(0), 1, n)
-        if acc is None:
-            acc = torch.zeros(o.shape, dtype=_cumsum_dtype(o.device.type), device=o.device)
-            _check_rule_fits(rule, t_max, o.shape[1])
-        acc += o.float().to(acc.dtype)
-        y = acc.float()  # what the offline float32 cumsum stores
-        fire = _stop_per_step(rule, y, t, t_max)
+    s = _Stream(inputs, adapter, batch)
+    stop = _row_stopper(rule, t_max, inputs.device)
+    sizes, ks = [], []
+    while s.live.numel():
+        n = s.live.numel()
+        # stragglers: every remaining step of the most advanced one in one call
+        k = t_max + 1 - int(s.t.max()) if s.waiting == n_all and n <= tail else 1
+        o = call_window(adapter, s.window(k))
+        _check_outputs(o, k, n)
+        if s.acc is None:
+            _check_rule_fits(rule, t_max, o.shape[2])
+            s.acc = torch.zeros(o.shape[1:], dtype=_cumsum_dtype(o.device.type), device=o.device)
+        fired = torch.zeros(n, dtype=torch.bool, device=o.device)
+        for j in range(k):  # a sample's outputs after its exit go nowhere: its place is refilled
+            s.acc += o[j].float().to(s.acc.dtype)
+            y = s.acc.float()  # what the offline float32 cumsum stores
+            fire = stop(y, s.t) & ~fired
+            exits.record(s.live[fire], s.t[fire], y[fire].argmax(dim=-1))
+            fired |= fire
+            s.t += 1
         sizes.append(n)
-        exits.record(live[fire], t[fire], y[fire].argmax(dim=-1))
-        t = t + 1
-        if bool(fire.any()):
-            live, t, acc, waiting = _refill(adapter, fire, live, t, acc, waiting, n_all)
-    return exits.result(t_max, 1, sizes, [1] * len(sizes))
+        ks.append(k)
+        if bool(fired.any()):
+            s.refill(fired)
+    return exits.result(t_max, 1, sizes, ks)
 
 
 @torch.no_grad()

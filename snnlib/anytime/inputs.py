@@ -2,7 +2,7 @@
 
 :class:`Inputs` serves a static input repeated at every step, a time-first sequence, or an
 input function, for the samples still live (:mod:`snnlib.anytime`); :func:`call_steps`
-runs a network adapter on a window of steps.
+and :func:`call_window` run a network adapter on a window of steps.
 """
 
 from __future__ import annotations
@@ -59,14 +59,6 @@ class Inputs:
         if self.n < 1:
             raise ValueError(f"x holds no samples (N = 0); shape {tuple(x.shape)}")
 
-    def at(self, t: int, live: Tensor, full: bool) -> Tensor:
-        """Input of step ``t`` (1-based) for the live samples: ``[n, ...]``."""
-        if self.fn is not None:
-            return self.fn(t, live)
-        if not self.sequence:
-            return self.x  # compacted by keep()
-        return self.x[t - 1] if full else self.x[t - 1].index_select(0, live)
-
     def window(self, t0: int, k: int, live: Tensor, full: bool) -> Tensor:
         """Inputs of steps ``t0+1 .. t0+k`` for the live samples: ``[k, n, ...]``."""
         if self.fn is not None:
@@ -76,13 +68,6 @@ class Inputs:
         w = self.x[t0 : t0 + k]
         return w if full else w.index_select(1, live)
 
-    def rows(self, idx: Tensor, t: Tensor) -> Tensor:
-        """Inputs of samples ``idx`` (original indices), each at its own step ``t`` (1-based):
-        ``[n, ...]`` (stream mode; a tensor ``x`` that was never compacted)."""
-        if not self.sequence:
-            return self.x.index_select(0, idx)
-        return self.x[t - 1, idx]
-
     def keep(self, rest: Tensor) -> None:
         """Keep the samples at positions ``rest`` (int64) of the live batch."""
         if self.fn is None and not self.sequence:
@@ -91,9 +76,14 @@ class Inputs:
 
 def call_steps(adapter, inputs: Inputs, t0: int, k: int, live: Tensor, full: bool) -> Tensor:
     """Per-step outputs ``[k, n, K]`` of steps ``t0+1 .. t0+k`` (one call when possible)."""
-    if k == 1:
-        return adapter.step(inputs.at(t0 + 1, live, full)).unsqueeze(0)
-    many = getattr(adapter, "steps", None)
-    if many is not None:
-        return many(inputs.window(t0, k, live, full))
-    return torch.stack([adapter.step(inputs.at(t0 + j + 1, live, full)) for j in range(k)])
+    return call_window(adapter, inputs.window(t0, k, live, full))
+
+
+def call_window(adapter, x: Tensor) -> Tensor:
+    """Per-step outputs ``[k, n, K]`` of the inputs ``x`` ``[k, n, ...]`` (one call when
+    possible), continuing the adapter's state."""
+    if x.shape[0] == 1:
+        return adapter.step(x[0]).unsqueeze(0)
+    if getattr(adapter, "steps", None) is not None:
+        return adapter.steps(x)
+    return torch.stack([adapter.step(x_t) for x_t in x])

@@ -107,7 +107,11 @@ class LIF(SpikingModule):
             state.set(self, LIFState(last, self.params.v_init))
         if collector is not None:
             collector.add(LayerRecord(self, spikes, membrane, self.threshold))
-        return spikes * self.threshold if self.params.weighted_output else spikes
+        if not self.params.weighted_output:
+            return spikes
+        if collector is None and not spikes.requires_grad and spikes.dtype == self.threshold.dtype:
+            return spikes.mul_(self.threshold)  # inference: the kernel's fresh tensor, no copy
+        return spikes * self.threshold
 
     def _run(self, x: Tensor, v0: Tensor | None, keep_membrane: bool, inplace: bool) -> StepOut:
         """Spikes and membranes (all, or the final one) from ``v0``; ``inplace``: the state
