@@ -224,6 +224,7 @@ def bench_model(run_dir: Path, batch: int, modes: dict, repeats: int, device) ->
         "method": config.method,
         "arch": config.arch,
         "dataset": config.dataset,
+        "alpha": config.alpha,
         "T_max": T,
         "batch": len(y),
         "input": "sequence [T, B, ...]" if sequence else "static [B, ...]",

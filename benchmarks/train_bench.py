@@ -8,10 +8,11 @@ Writes ``results/bench/train_step.json``. The network is the quick profile's TET
 training batch of epoch 0 (``batches_for(config, "train", shuffle=True)``, as ``run()``
 sees it). One step = ``zero_grad`` + forward + loss + ``backward`` + ``optimizer.step()``:
 
-* ``snnlib``: ``build_network`` + ``make_objective`` (alpha = 0; the objective still computes
-  the RCS value for the log, as in every training run) + the SGD of ``run()``;
-* ``snnlib_no_r_log``: the same network and optimiser, loss = ``tet_loss`` of the outputs only
-  (what the SpikingJelly side computes), to show what the R log costs;
+* ``snnlib``: ``build_network`` + ``make_objective`` at alpha = 0 + the SGD of ``run()``: the
+  step of every batch but an epoch's last (the TET loss only, what the SpikingJelly side
+  computes);
+* ``snnlib_r_log``: the same on an epoch's last batch, where the regulariser's value is
+  computed for the log (``reg_loss``) without entering the loss;
 * ``snnlib_rcs``: alpha = 0.003, the RCS regulariser in the loss (SpikingJelly has no RCS);
 * ``spikingjelly``: the same layers from ``spikingjelly.activation_based`` in multi-step mode
   (``layer.Conv2d``, ``layer.BatchNorm2d``, ``neuron.LIFNode``, ``layer.AvgPool2d``,
@@ -66,7 +67,8 @@ from snnlib.pipeline.train import seed_everything
 QUICK_TET = dict(dataset="mnist5k-dvs", method="tet", arch="dvs-cnn", T=8)  # configs/quick.yaml
 RCS_ALPHA = 0.003
 BASELINE = "spikingjelly"
-TARGET = 1.5  # snnlib step >= 1.5x faster than the SpikingJelly-built network
+# speed-up over the SpikingJelly-built network each step should reach
+TARGETS = {"snnlib": 1.6, "snnlib_rcs": 1.5}
 LAYER_KINDS = (
     (nn.Conv2d, "conv"),
     (nn.BatchNorm2d, "batchnorm"),
@@ -330,9 +332,7 @@ def time_at(threads: int, steps: dict, models: dict, args: argparse.Namespace) -
     times, cpu = time_round_robin(steps, args.repeats, args.warmup)
     row = {"threads": threads, **summarise(times), "rounds_ms": times, "rounds_cpu_ms": cpu}
     row["target_met"] = {
-        name: ratio >= TARGET
-        for name, ratio in row["speedup_vs_spikingjelly"].items()
-        if name != BASELINE
+        name: row["speedup_vs_spikingjelly"][name] >= target for name, target in TARGETS.items()
     }
     row["profile"] = {name: profile_step(models[name], step) for name, step in steps.items()}
     row["load_average_after"] = list(os.getloadavg())
@@ -375,7 +375,7 @@ def method_block(args: argparse.Namespace) -> dict:
         "time": "interleaved rounds in one process; median; ratios = SpikingJelly / other",
         "warmup": args.warmup,
         "repeats": args.repeats,
-        "target": f"snnlib >= {TARGET}x faster than the SpikingJelly-built network",
+        "target": {f"{name} speed-up": f">= {target}x" for name, target in TARGETS.items()},
         "profile": " ".join(profile_step.__doc__.split()),
     }
 
@@ -404,13 +404,13 @@ def main() -> None:
     equal = equality(ours, sj, partial(forward, ours), run_sj, x, y, tet)
     print_equality(equal)
     rcs_config = config.replace(alpha=RCS_ALPHA)
-    no_log, rcs = copy.deepcopy(ours), copy.deepcopy(ours)
+    r_log, rcs = copy.deepcopy(ours), copy.deepcopy(ours)
     objective = make_objective(config, forward)
     rcs_objective = make_objective(rcs_config, forward)
-    models = {"snnlib": ours, "snnlib_no_r_log": no_log, "snnlib_rcs": rcs, BASELINE: sj}
+    models = {"snnlib": ours, "snnlib_r_log": r_log, "snnlib_rcs": rcs, BASELINE: sj}
     steps = {
-        "snnlib": training_step(ours, lambda: objective(ours, x, y)[0], config),
-        "snnlib_no_r_log": training_step(no_log, lambda: tet(forward(no_log, x), y), config),
+        "snnlib": training_step(ours, lambda: objective(ours, x, y, False)[0], config),
+        "snnlib_r_log": training_step(r_log, lambda: objective(r_log, x, y, True)[0], config),
         "snnlib_rcs": training_step(rcs, lambda: rcs_objective(rcs, x, y)[0], rcs_config),
         BASELINE: training_step(sj, lambda: tet(run_sj(x), y), config),
     }

@@ -233,7 +233,7 @@ def test_nan_loss_names_epoch_and_batch():
     model = torch.nn.Linear(3, 2)
     calls = {"n": 0}
 
-    def objective(m, xb, yb):
+    def objective(m, xb, yb, log_reg=True):
         calls["n"] += 1
         out = m(xb).unsqueeze(0)
         loss = out.sum() * (float("nan") if calls["n"] == 2 else 1.0)

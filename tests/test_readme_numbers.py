@@ -1,5 +1,6 @@
 """The README's and docs/' result blocks agree with results/ (snnlib/study/readme_numbers.py)."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -18,12 +19,15 @@ def test_the_committed_blocks_match_results():
         for m in readme_numbers.BLOCK.finditer(p.read_text())
     }
     assert {"results-quick", "results-rcs", "results-nmnist"} <= names
+    assert {"bench-neurons", "bench-train", "bench-anytime", "bench-anytime-stream"} <= names
 
 
 def copy_of_the_repo(root: Path) -> Path:
-    """README, docs and the committed tables of every profile, under ``root``."""
+    """README, docs, the committed tables of every profile and the benchmarks' JSON, under
+    ``root``."""
     shutil.copy(REPO / "README.md", root / "README.md")
     shutil.copytree(REPO / "docs", root / "docs")
+    shutil.copytree(REPO / "results" / "bench", root / "results" / "bench")
     for tables in (REPO / "results").glob("*/tables"):
         shutil.copytree(tables, root / "results" / tables.parent.name / "tables")
     return root
@@ -66,5 +70,30 @@ def test_headline_marks_the_claims_another_fp_path_flips(tmp_path):
     frame.to_csv(tables / "fragility.csv", index=False)
     text = readme_numbers.headline(tables)
     assert "runs that converge: 6 of 6 (fragile: 3 of 6 on the avx2 fp path)" in text
+    # an RCS verdict the other path flips is not stated as a finding, but with both answers
+    assert (
+        "(qcfs, 3 paired seeds): not established (not distinguishable on the default fp path, "
+        "contradicted on the avx2 path)." in text
+    )
     (tables / "fragility.csv").unlink()
-    assert "fragile" not in readme_numbers.headline(tables)
+    text = readme_numbers.headline(tables)
+    assert "fragile" not in text and "not established" not in text
+    assert "(qcfs, 3 paired seeds): not distinguishable." in text
+
+
+def test_a_benchmark_number_that_drifts_from_its_json_is_named(tmp_path):
+    """docs/benchmarks.md's tables come from results/bench/*.json: a re-measured speed-up
+    that the doc does not show is named, and the figures step writes it in."""
+    root = copy_of_the_repo(tmp_path)
+    path = root / "results" / "bench" / "train_step.json"
+    data = json.loads(path.read_text())
+    data["results"][0]["speedup_vs_spikingjelly"]["snnlib_rcs"] = 9.87
+    path.write_text(json.dumps(data))
+    doc = root / "docs" / "benchmarks.md"
+    assert "9.87x" not in doc.read_text()
+    assert readme_numbers.problems(root) == [
+        "docs/benchmarks.md: block bench-train differs from results/"
+    ]
+    assert readme_numbers.update(root) == [doc]
+    assert "| RCS in the loss " in doc.read_text() and "9.87x" in doc.read_text()
+    assert readme_numbers.problems(root) == []

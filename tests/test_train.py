@@ -19,7 +19,7 @@ from snnlib.pipeline.train import fit
 N_BATCHES = 3  # 10 samples in batches of 4: the last batch is short
 
 
-def _objective(model, x, y):
+def _objective(model, x, y, log_reg=True):
     out = model(x)[None]  # [T=1, B, K]
     return nn.functional.cross_entropy(out[0], y), torch.zeros(()), out
 
@@ -140,3 +140,44 @@ def test_learning_rate_schedule_starts_at_lr_and_ends_at_zero(monkeypatch, tmp_p
     assert seen["lrs"][-1] == pytest.approx(config.lr / 2 * (1 - math.cos(math.pi / E)))
     assert [row["lr"] for row in history] == pytest.approx(expected, abs=1e-12)
     assert seen["optimizer"].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.003])
+def test_the_regulariser_is_computed_every_batch_only_when_it_is_in_the_loss(monkeypatch, alpha):
+    """At alpha = 0 R only serves the log: computed on an epoch's last batch, with no layer
+    collected on the others, and ``reg_loss`` is that batch's R; with alpha > 0 every batch
+    computes it and ``reg_loss`` is the sample-weighted epoch mean (docs/method.md §1.4)."""
+    from snnlib.pipeline.network import build_network, forward_for, make_objective
+    from snnlib.regularisers import RCS
+
+    config = Config(dataset="mnist5k-dvs", method="tet", arch="dvs-cnn", T=2, alpha=alpha)
+    torch.manual_seed(0)
+    model = build_network(config)
+    x, y = torch.rand(10, 2, 2, 34, 34), torch.randint(0, 10, (10,))
+    batches = TensorBatches(x, y, 4)  # batches of 4, 4 and 2
+    values, collected = [], []
+    value = RCS.value
+
+    def logged(self, collector, outputs, labels):
+        out = value(self, collector, outputs, labels)
+        values.append((float(out.detach()), len(labels)))
+        return out
+
+    monkeypatch.setattr(RCS, "value", logged)
+    forward = forward_for(config, trained=True)
+    objective = make_objective(
+        config, lambda m, xb, c=None: collected.append(c is not None) or forward(m, xb, c)
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: every batch sees one net
+    stats = train.train_one_epoch(
+        model, batches, objective, optimizer, torch.device("cpu"), 0, progress=False
+    )
+    if alpha == 0:
+        assert collected == [False, False, True]
+        assert [n for _, n in values] == [2]
+        assert stats["reg_loss"] == pytest.approx(values[0][0], rel=1e-12)
+    else:
+        assert collected == [True, True, True]
+        assert [n for _, n in values] == [4, 4, 2]
+        mean = sum(v * n for v, n in values) / 10
+        assert stats["reg_loss"] == pytest.approx(mean, rel=1e-12)

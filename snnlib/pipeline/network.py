@@ -69,13 +69,21 @@ def forward_for(config: Config, *, trained: bool):
 
 
 def make_objective(config: Config, forward):
-    """``objective(model, x, y) -> (loss, R, outputs)`` for the config's method."""
+    """``objective(model, x, y, log_reg) -> (loss, R, outputs)`` for the config's method.
+
+    With ``alpha > 0``, ``R`` is part of the loss and computed for every batch. With
+    ``alpha = 0`` it only serves the log: computed, without a graph, where ``log_reg`` asks
+    for it (the training loop asks on each epoch's last batch), else ``R`` is ``None`` and
+    no layer's spikes or membranes are collected."""
     rcs = RCS(config.rho, config.mask_rho)
     losses = {"ce": mean_ce, "tet": partial(tet_loss, lamb=config.tet_lamb, phi=config.tet_phi)}
     task = losses[METHOD_TABLE[config.method].loss]
 
-    def objective(model: nn.Module, x: Tensor, y: Tensor):
-        collector = Collector(detach=config.alpha == 0)  # R is still logged when alpha = 0
+    def objective(model: nn.Module, x: Tensor, y: Tensor, log_reg: bool = True):
+        if config.alpha == 0 and not log_reg:
+            outputs = forward(model, x)
+            return task(outputs, y), None, outputs
+        collector = Collector(detach=config.alpha == 0)
         outputs = forward(model, x, collector)
         reg = rcs.value(collector, outputs, y)
         loss = task(outputs, y)

@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 
 from snnlib.tools.atomic import atomic_write
 
-# objective(model, x, y) -> (total loss, regulariser value, per-step outputs [T, B, K])
-Objective = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+# objective(model, x, y, log_reg) -> (total loss, regulariser value or None, per-step outputs
+# [T, B, K]); log_reg: the loop logs this batch's regulariser value (each epoch's last batch)
+Objective = Callable[[nn.Module, Tensor, Tensor, bool], tuple[Tensor, Tensor | None, Tensor]]
 
 
 class Batches(Protocol):
@@ -107,9 +108,14 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
-    """One pass over ``batches``: one optimiser step per batch. Raises on NaN/inf loss."""
+    """One pass over ``batches``: one optimiser step per batch. Raises on NaN/inf loss.
+
+    ``reg_loss`` is the sample-weighted mean of the regulariser values the objective returned:
+    of every batch where the regulariser is in the loss, of the last batch where it is only
+    logged (``alpha = 0``, :func:`snnlib.pipeline.network.make_objective`)."""
     model.train()
-    totals = {"loss": 0.0, "reg": 0.0, "correct": 0, "n": 0}
+    totals = {"loss": 0.0, "reg": 0.0, "reg_n": 0, "correct": 0, "n": 0}
+    last = len(batches) - 1
     bar = tqdm(
         batches.epoch(epoch),
         total=len(batches),
@@ -120,7 +126,7 @@ def train_one_epoch(
     for i, (xb, yb) in enumerate(bar):
         x, y = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         with torch.autocast(device.type, enabled=scaler is not None):
-            loss, reg, outputs = objective(model, x, y)
+            loss, reg, outputs = objective(model, x, y, i == last)
         loss_value = loss.item()  # one device sync per batch, needed for the NaN check
         if not math.isfinite(loss_value):
             raise FloatingPointError(
@@ -137,18 +143,19 @@ def train_one_epoch(
             optimizer.step()
         b = len(y)
         totals["loss"] += loss_value * b
-        totals["reg"] += float(reg) * b
+        if reg is not None:
+            totals["reg"] += float(reg) * b
+            totals["reg_n"] += b
         totals["correct"] += int((outputs.detach().mean(0).argmax(-1) == y).sum())
         totals["n"] += b
+        shown = {} if reg is None else {"reg": f"{float(reg):.3f}"}
         bar.set_postfix(
-            loss=f"{loss_value:.3f}",
-            reg=f"{float(reg):.3f}",
-            acc=f"{totals['correct'] / totals['n']:.3f}",
+            loss=f"{loss_value:.3f}", **shown, acc=f"{totals['correct'] / totals['n']:.3f}"
         )
     n = max(totals["n"], 1)
     return {
         "train_loss": totals["loss"] / n,
-        "reg_loss": totals["reg"] / n,
+        "reg_loss": totals["reg"] / max(totals["reg_n"], 1),
         "train_acc": totals["correct"] / n,
     }
 

@@ -7,11 +7,14 @@ badges and of the cost table) in README.md or any docs/*.md; this module owns th
 * ``results-<profile>``: the seed means ± sd of every group (``tables/summary.csv``), in %
   for accuracies;
 * ``headline-<profile>``: the ranges the prose quotes (Top-K steps, both "x fewer", the
-  accuracy change), the convergence count and the RCS verdicts of the ledger;
-* ``regulariser-<profile>``: the paired differences from α = 0 with their 95 % intervals
-  (profiles with a regulariser study);
+  accuracy change), the convergence count and the RCS verdicts of the ledger (a verdict that
+  another floating-point path flips is "not established", with both answers);
+* ``regulariser-<profile>``: the paired differences from α = 0 with their simultaneous 95 %
+  intervals (profiles with a regulariser study);
 * ``fragility-<profile>``: the claims that moved beyond the seeds' spread on another
-  floating-point path (profiles with a committed ``tables/fragility.csv``).
+  floating-point path (profiles with a committed ``tables/fragility.csv``);
+* ``bench-*``: the benchmark tables, from ``results/bench/*.json``
+  (:mod:`snnlib.study.bench_tables`).
 
 The figures step rewrites every block it finds (:func:`update`, called by
 :func:`snnlib.study.report.write_all` for a profile of the checkout); :func:`problems` names each
@@ -31,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from snnlib.study import bench_tables
 from snnlib.study.reproduction import shown
 from snnlib.tools import paths
 from snnlib.tools.atomic import atomic_write
@@ -108,10 +112,10 @@ def headline(tables: Path) -> str:
     for _, row in ledger[ledger["claim"].str.startswith("RCS")].iterrows():
         verdict = row["measured"].partition(":")[0]
         flip = moved[moved["claim"] == f"{row['dataset']}: {row['claim']}"]
-        note = "".join(
-            f" (fragile: {r['other']} on the {r['path']} fp path)" for _, r in flip.iterrows()
-        )
-        lines.append(f"- {row['dataset']}, {row['claim']}: {verdict}{note}.")
+        if len(flip):  # the verdict depends on the fp path: stated with both answers
+            others = "".join(f", {r['other']} on the {r['path']} path" for _, r in flip.iterrows())
+            verdict = f"not established ({verdict} on the default fp path{others})"
+        lines.append(f"- {row['dataset']}, {row['claim']}: {verdict}.")
     return "\n".join(lines)
 
 
@@ -127,7 +131,8 @@ def _fragile(tables: Path) -> pd.DataFrame:
 
 
 def regulariser_table(frame: pd.DataFrame) -> str:
-    """Paired differences from α = 0 with their 95 % intervals, one row per setting and α."""
+    """Paired differences from α = 0 with their simultaneous 95 % intervals, one row per
+    setting and α."""
     rows = []
     for (dataset, method, alpha), sel in frame.groupby(["dataset", "method", "alpha"], sort=True):
         by = sel.set_index("metric")
@@ -156,8 +161,9 @@ def fragility_table(frame: pd.DataFrame) -> str:
 
 
 def blocks(results: Path) -> dict[str, str]:
-    """Every block's text (without markers), from each profile folder under ``results``."""
-    out = {}
+    """Every block's text (without markers): from each profile folder under ``results`` and
+    the benchmarks' JSON under ``results/bench`` (:mod:`snnlib.study.bench_tables`)."""
+    out = bench_tables.blocks(Path(results) / "bench")
     for profile in sorted(
         p for p in Path(results).iterdir() if (p / "tables/summary.csv").is_file()
     ):
@@ -210,7 +216,7 @@ def problems(root: Path | None = None) -> list[str]:
     whose name looks generated but names no profile with tables is a problem too."""
     root = paths.repo_root() if root is None else Path(root)
     generated, lines = blocks(root / "results"), []
-    prefixes = ("results-", "headline-", "regulariser-", "fragility-")
+    prefixes = ("results-", "headline-", "regulariser-", "fragility-", "bench-")
     for path in documents(root):
         text = path.read_text()
         for match in BLOCK.finditer(text):

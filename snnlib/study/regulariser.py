@@ -16,8 +16,12 @@ regulariser against the task loss, ``α·R / L_task`` of the last training epoch
 bites at
 all; it has no better direction (``higher``/``lower``).
 
-Each interval is marginal: with 8 metrics, several α and two settings, expect a few of them
-to exclude 0 by chance alone. Top-K numbers are at each run's own operating point
+The intervals of one α of one setting form a family: they hold simultaneously with the
+coverage ``level`` (95 %), each interval at ``1 − (1 − level) / 8`` for the 8 metrics
+(Bonferroni), so that a verdict, and the claim's verdict that combines four of them, is not
+one of the exclusions of 0 that 8 marginal intervals make by chance (docs/reproducing.md says
+what marginal intervals did on another floating-point path). Across several α and settings a
+few exclusions by chance remain possible. Top-K numbers are at each run's own operating point
 (``metrics.json``: the ε chosen on its calibration split), so a pair may compare two
 different ε. Everything is read from run records; nothing is trained or evaluated here.
 """
@@ -217,16 +221,27 @@ def _rows(key, alpha, control, treated, pairing, boot, log) -> list[dict]:
     return rows
 
 
+def interval_level(level: float) -> float:
+    """The level of each interval for a simultaneous ``level`` over :data:`METRICS`."""
+    return 1 - (1 - level) / len(METRICS)
+
+
+def family_level(ci_level: float) -> float:
+    """The simultaneous level of :data:`METRICS`' intervals, each at ``ci_level``."""
+    return round(1 - (1 - ci_level) * len(METRICS), 6)
+
+
 def paired_table(
     runs: list[dict], *, n_boot: int = 10_000, level: float = 0.95, seed: int = 0, log=print
 ) -> pd.DataFrame:
     """The tidy study table: one row per (setting, α > 0, metric), columns :data:`COLUMNS`.
 
     Seeds without a partner, settings without ``α = 0`` runs and metrics with fewer than two
-    finite pairs are logged (one line each) and left out; ``n_boot``, ``level`` and ``seed``
-    go to :func:`snnlib.study.stats.paired_difference`.
+    finite pairs are logged (one line each) and left out; ``level`` is the simultaneous
+    coverage of the intervals of one α (each at :func:`interval_level`, the ``ci_level``
+    column); ``n_boot`` and ``seed`` go to :func:`snnlib.study.stats.paired_difference`.
     """
-    boot = {"n_boot": n_boot, "level": level, "seed": seed}
+    boot = {"n_boot": n_boot, "level": interval_level(level), "seed": seed}
     rows: list[dict] = []
     for key, arms in sorted(group_settings(runs).items()):
         label = setting_label(dict(zip(SETTING, key, strict=True)))
@@ -259,7 +274,7 @@ def claim_verdict(verdicts: dict[str, str]) -> str:
 def ledger_rows(table: pd.DataFrame, profile: str) -> list[dict]:
     """The ledger's RCS claim, one row per (setting, α > 0) of the study ``table``
     (:func:`paired_table`): the verdict of :func:`claim_verdict` and the paired differences it
-    rests on (95 % intervals)."""
+    rests on (simultaneous 95 % intervals)."""
     rows = []
     for (*key, alpha), sel in table.groupby([*SETTING, "alpha"], sort=True):
         by = sel.set_index("metric")
@@ -332,16 +347,21 @@ def figure(table: pd.DataFrame) -> plt.Figure:
         ax.set_visible(False)
     handles, names = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, names, title="setting", loc="upper center", bbox_to_anchor=(0.5, -0.03))
-    level = f"{100 * table['ci_level'].iloc[0]:g} %"
+    each = table["ci_level"].iloc[0]
+    level = f"{100 * family_level(each):g} %"
     n = table["n_pairs"]
     seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
-    fig.suptitle(f"RCS regulariser: paired difference from α = 0 ({level} bootstrap interval)")
+    fig.suptitle(
+        f"RCS regulariser: paired difference from α = 0 ({level} simultaneous bootstrap "
+        "intervals)"
+    )
     fig.text(
         0.01,
         -0.01,
         f"points: mean over {seeds} seeds paired with α = 0 (same initialisation and data "
-        f"order); bars: {level} percentile-bootstrap interval of the mean; accuracy "
-        "differences in percentage points (pt)",
+        f"order); bars: percentile-bootstrap interval of the mean, {100 * each:.4g} % each, "
+        f"{level} together over the {len(METRICS)} metrics of one α; accuracy differences in "
+        "percentage points (pt)",
         fontsize=7,
         va="top",
     )

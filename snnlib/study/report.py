@@ -17,7 +17,15 @@ from pathlib import Path
 import pandas as pd
 
 from snnlib.pipeline.records import Coverage, select_runs
-from snnlib.study import convergence, figures, readme_numbers, regulariser, reproduction, tables
+from snnlib.study import (
+    bench_tables,
+    convergence,
+    figures,
+    readme_numbers,
+    regulariser,
+    reproduction,
+    tables,
+)
 from snnlib.tools import paths
 
 
@@ -38,9 +46,11 @@ def write_all(
 
     The ledger carries, after the paper's speed-up claims, the convergence claim of the
     converted runs and the RCS claim of each α with paired runs (what was measured, failed
-    claims included), and the claims a committed ``tables/fragility.csv`` marks fragile. For
-    a profile of this checkout's ``results/`` it then rewrites the result blocks of the
-    README and docs/ (:mod:`snnlib.study.readme_numbers`)."""
+    claims included), the claims a committed ``tables/fragility.csv`` marks fragile, and the
+    measured wall time of the runs the anytime benchmark timed (``results/bench/anytime.json``,
+    :func:`snnlib.study.bench_tables.ledger_rows`). For a profile of this checkout's
+    ``results/`` it then rewrites the result blocks of the README and docs/
+    (:mod:`snnlib.study.readme_numbers`)."""
     profile_dir = Path(profile_dir)
     out_dir = Path(out_dir) if out_dir is not None else profile_dir
     runs, coverage = select_runs(profile_dir, declared)
@@ -51,6 +61,7 @@ def write_all(
     paired = regulariser.paired_table(runs, log=log)
     claims = ledger_claims(runs, profile_dir.name, paired)
     claims += reproduction.ledger_rows(profile_dir, profile_dir.name)
+    claims += bench_tables.ledger_rows(profile_dir, profile_dir.name)
     written = tables.write_tables(runs, out_dir, profile_dir.name, claims)
     written += figures.write_figures(runs, out_dir)
     written += convergence.write_convergence(runs, out_dir, log)
