@@ -12,7 +12,7 @@ usage() {
 Usage: ./run_all.sh [test | lab] [--profile NAME] [--smoke] [--data-root DIR] [--only PATTERN]
                    [--force] [--wait] [--threads N] [--fp-path NAME] [--calibration] [--help]
 
-  (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, ~6 min)
+  (no argument)      set-up, then the quick profile (embedded data, 2 CPU cores, ~4 min)
                      and every figure and table under results/quick/, then whether it
                      reproduced the committed tables: a verdict per claim in
                      tables/reproduction.{md,csv} and one line (docs/reproducing.md)
