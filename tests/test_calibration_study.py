@@ -65,3 +65,21 @@ def test_table_takes_only_the_declared_runs(finished, tmp_path):
 def test_no_run_with_weights_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no finished run with its weights"):
         calibration_study.study_table(tmp_path)
+
+
+def test_a_run_whose_weights_belong_to_another_record_is_named_and_left_out(finished, tmp_path):
+    # A record restored from git (no digests.json, other numbers) with a rerun's model.pt
+    # beside it: the comparison names it and goes on with the other runs.
+    profile = tmp_path / "p"
+    shutil.copytree(finished.parent.parent, profile)
+    restored = shutil.copytree(finished, profile / "runs" / "restored")
+    (restored / "digests.json").unlink()
+    metrics = json.loads((restored / "metrics.json").read_text())
+    (restored / "metrics.json").write_text(json.dumps({**metrics, "accuracy_tmax": 0.5}))
+    lines = []
+    table = calibration_study.study_table(profile, log=lines.append)
+    assert set(table["seeds"]) == {1}
+    assert lines == [
+        "[calibration] record left out, its parts disagree: restored: model.pt was written "
+        "with another record (its metrics.json differ)"
+    ]

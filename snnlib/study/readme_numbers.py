@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from snnlib.study import bench_tables
-from snnlib.study.reproduction import shown
+from snnlib.study.reproduction import claim_value
 from snnlib.tools import paths
 from snnlib.tools.atomic import atomic_write
 
@@ -153,7 +153,9 @@ def fragility_table(frame: pd.DataFrame) -> str:
     if not len(fragile):
         return f"No claim moved beyond the seeds' spread on fp path {frame['path'].iloc[0]}."
     columns = ["default", "other", "movement", "seed_tolerance"]
-    table = fragile[["claim", *columns]].assign(**{c: fragile[c].map(shown) for c in columns})
+    table = fragile[["claim", *columns]].assign(
+        **{c: fragile[c].map(claim_value) for c in columns}
+    )
     other = f"fp path {frame['path'].iloc[0]}"
     return table.rename(columns={"default": "default path", "other": other}).to_markdown(
         index=False

@@ -194,7 +194,7 @@ def summary_line(frame: pd.DataFrame) -> str:
     return line
 
 
-def shown(value) -> str:
+def claim_value(value) -> str:
     """A claim's value for Markdown: a number (or its text) to 4 significant digits, words
     as they are, ``–`` for none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -249,7 +249,8 @@ def write_report(
     out = Path(new_dir) / "tables"
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "reproduction.csv", frame)
-    table = frame.assign(**{c: frame[c].map(shown) for c in ("reference", "new", "tolerance")})
+    shown = ("reference", "new", "tolerance")
+    table = frame.assign(**{c: frame[c].map(claim_value) for c in shown})
     said = "".join(f"{note}.\n\n" for note in notes)
     text = (
         f"# Reproduction of {Path(new_dir).name} against {reference}\n\n"
@@ -316,7 +317,7 @@ def ledger_rows(profile_dir: Path, profile: str) -> list[dict]:
     by_dataset: dict[str, list[str]] = {}
     for name, row in movements.items():
         if row["fragile"] == "yes":
-            moved = f"{name} {shown(row['default'])} -> {shown(row['other'])}"
+            moved = f"{name} {claim_value(row['default'])} -> {claim_value(row['other'])}"
             by_dataset.setdefault(name.split(" ", 1)[0].rstrip(":"), []).append(moved)
     return [
         {
