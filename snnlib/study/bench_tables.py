@@ -48,7 +48,7 @@ def _ratio(value: float | None) -> str:
 
 
 def measured_on(data: dict) -> str:
-    """One line: date, cores, threads and the load average the JSON recorded."""
+    """One line: the date, cores, torch, device and load average the JSON recorded."""
     env = data["environment"]
     loads = data.get("load_average_1min_during_run") or env.get("load_average_1min_before_after")
     if loads is None and "load_average_before" in env:
@@ -122,10 +122,12 @@ def train_table(data: dict) -> str:
     )
 
 
-def _models(data: dict) -> dict[str, str]:
-    """Run name -> "dataset method alpha" of the models the anytime benchmark timed."""
+def _models(data: dict) -> dict[str, dict]:
+    """Run name -> the benchmark's row of each model it timed, with its ``label``
+    ("dataset method α ... (T_max ...)")."""
     return {
-        r["run"]: f"{r['dataset']} {r['method']} α {r['alpha']:g} (T_max {r['T_max']})"
+        r["run"]: r
+        | {"label": f"{r['dataset']} {r['method']} α {r['alpha']:g} (T_max {r['T_max']})"}
         for r in data["results"]
     }
 
@@ -140,7 +142,7 @@ def anytime_step_table(data: dict) -> str:
         tail = next((row for mode, row in by_mode.items() if mode.startswith("tail")), None)
         rows.append(
             {
-                "model": models[r["run"]],
+                "model": models[r["run"]]["label"],
                 "threads": r["threads"],
                 "avg exit": f"{step['avg_exit_step']:.2f}",
                 "stepping cost": _x(r["stepping_cost_ratio"]),
@@ -167,7 +169,7 @@ def anytime_stream_table(data: dict) -> str:
         row = rows.setdefault(
             key,
             {
-                "model": models[s["run"]],
+                "model": models[s["run"]]["label"],
                 "threads": s["threads"],
                 "avg exit": f"{s['avg_exit_step']:.2f}",
                 "ideal vs T_max": _x(s["ideal_speedup"]),
@@ -218,13 +220,15 @@ def ledger_rows(profile_dir: Path, profile: str, tail: int = 8) -> list[dict]:
                 )
                 + f" (fixed T = {first['matched_T']})"
             )
+        model = models[run]
+        seed = json.loads((Path(profile_dir) / "runs" / run / "config.json").read_text())["seed"]
         rows.append(
             {
-                "dataset": models[run].split(" ", 1)[0],
+                "dataset": model["dataset"],
                 "claim": (
                     f"wall time: Top-K through the engine vs the matched fixed T "
-                    f"({models[run]}, seed {run.rsplit('-s', 1)[1].split('-')[0]}, "
-                    f"{first['samples']} test samples streamed, tail {tail})"
+                    f"({model['label']}, seed {seed}, {first['samples']} test samples streamed, "
+                    f"tail {tail})"
                 ),
                 "paper": "-",
                 "measured": (
@@ -238,18 +242,14 @@ def ledger_rows(profile_dir: Path, profile: str, tail: int = 8) -> list[dict]:
 
 def blocks(bench: Path) -> dict[str, str]:
     """The benchmark blocks whose JSON exists under ``bench``."""
-
-    def read(name: str) -> dict | None:
-        return _read(bench, name)
-
     out = {}
-    if (neurons := read("neurons")) is not None:
+    if (neurons := _read(bench, "neurons")) is not None:
         out["bench-neurons"] = neuron_table(
-            neurons, read("neurons_1thread"), read("neurons_glibc_defaults")
+            neurons, _read(bench, "neurons_1thread"), _read(bench, "neurons_glibc_defaults")
         )
-    if (train := read("train_step")) is not None:
+    if (train := _read(bench, "train_step")) is not None:
         out["bench-train"] = train_table(train)
-    if (anytime := read("anytime")) is not None:
+    if (anytime := _read(bench, "anytime")) is not None:
         out["bench-anytime"] = anytime_step_table(anytime)
         if anytime.get("stream"):
             out["bench-anytime-stream"] = anytime_stream_table(anytime)
