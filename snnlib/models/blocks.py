@@ -21,6 +21,7 @@ from torch import nn
 from snnlib import checks
 from snnlib.layers import TEBN, Folded
 from snnlib.neurons import LIF, LIFParams
+from snnlib.pooling import AvgPool2d
 from snnlib.qcfs import QCFS
 
 NEURONS = ("relu", "qcfs", "lif")
@@ -93,8 +94,9 @@ def linear(fin: int, fout: int) -> Folded:
 
 
 def avgpool(kernel: int = 2) -> Folded:
-    """A time-folded ``nn.AvgPool2d`` (stride = kernel)."""
-    return Folded(nn.AvgPool2d(kernel))
+    """A time-folded average pool (stride = kernel): :class:`snnlib.pooling.AvgPool2d`, which is
+    ``nn.AvgPool2d`` bit for bit, faster on a CPU."""
+    return Folded(AvgPool2d(kernel))
 
 
 def maxpool(kernel: int = 2) -> Folded:
