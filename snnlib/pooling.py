@@ -9,15 +9,13 @@ views of the input, one vectorised elementwise pass each, in the kernel's order:
 
 ``0 + a`` equals ``a`` except that it turns ``-0.0`` into ``+0.0``; a window whose partial sums
 are all ``-0.0`` is the only case where starting from ``x[0, 0]`` instead differs, and adding
-``+0.0`` to the sum restores it. So the outputs are bit for bit those of ``F.avg_pool2d``
-(``tests/test_pooling.py`` checks adversarial orders, signed zeros and odd sizes), and the
-gradient is the kernel's own backward (``avg_pool2d_backward``).
+``+0.0`` to the sum restores it. So the outputs are bit for bit those of ``F.avg_pool2d``,
+and so are the gradients, spread back the same way (``tests/test_pooling.py`` checks
+adversarial orders, signed zeros and odd sizes).
 
-On this project's CPU the views are several times faster than the kernel for a batch
-that fits in cache and about 1.8x for one that does not (``benchmarks/neuron_bench.py``,
-``pool`` rows). Any other
-case (padding, ``ceil_mode``, a divisor override, another dtype or layout, a GPU) runs
-``F.avg_pool2d`` itself.
+How much faster, per shape and thread count: ``benchmarks/pool_bench.py`` (docs/benchmarks.md).
+Any other case (padding, ``ceil_mode``, a divisor override, another dtype or layout, a GPU)
+runs ``F.avg_pool2d`` itself.
 """
 
 from __future__ import annotations
@@ -50,6 +48,20 @@ def _sum_windows(x: Tensor, k: int) -> Tensor:
     return out.add_(0.0).div_(k * k)  # + 0.0: the kernel's sum starts from +0
 
 
+def _spread_windows(grad: Tensor, shape: torch.Size, k: int) -> Tensor:
+    """The gradient of :func:`_sum_windows`: each input of a window gets ``0 + grad / k²`` (the
+    kernel's backward adds ``grad / k²`` to a zeroed input gradient); rows and columns that
+    fill no window get zero."""
+    h, w = shape[-2] // k * k, shape[-1] // k * k
+    covered = (h, w) == tuple(shape[-2:])
+    dx = grad.new_empty(shape) if covered else grad.new_zeros(shape)
+    share = grad.div(k * k).add_(0.0)  # + 0.0: 0 + (-0.0) is +0.0 in the kernel
+    for i in range(k):
+        for j in range(k):
+            dx[..., i:h:k, j:w:k] = share
+    return dx
+
+
 class _AvgPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, k: int) -> Tensor:
@@ -59,12 +71,7 @@ class _AvgPool(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        k = ctx.k  # the kernel's backward only reads the input's shape
-        shape_only = grad.new_empty(ctx.shape)
-        dx = torch.ops.aten.avg_pool2d_backward(
-            grad.contiguous(), shape_only, [k, k], [k, k], [0, 0], False, True, None
-        )
-        return dx, None
+        return _spread_windows(grad, ctx.shape, ctx.k), None
 
 
 def avg_pool2d(x: Tensor, kernel_size, stride=None) -> Tensor:

@@ -46,6 +46,18 @@ def test_the_pool_keeps_the_sign_of_zero_as_the_kernel_does():
         assert torch.equal(torch.signbit(ours), torch.signbit(theirs)), values
 
 
+def test_the_gradient_keeps_the_sign_of_zero_as_the_kernel_does():
+    grad = torch.tensor([[[[-0.0, 0.0], [1e-45, -1e-45]]]])  # the last two underflow when / 4
+    ours, theirs = (
+        torch.zeros(1, 1, 4, 5, requires_grad=True),
+        torch.zeros(1, 1, 4, 5).requires_grad_(),
+    )
+    avg_pool2d(ours, 2).backward(grad)
+    F.avg_pool2d(theirs, 2).backward(grad)
+    assert torch.equal(torch.signbit(ours.grad), torch.signbit(theirs.grad))
+    assert torch.equal(ours.grad, theirs.grad)
+
+
 def test_other_pools_run_the_kernel_itself():
     x = torch.randn(2, 3, 9, 9)
     for pool in (AvgPool2d(3, stride=2), AvgPool2d(2, padding=1), AvgPool2d(3, ceil_mode=True)):

@@ -19,7 +19,13 @@ def test_the_committed_blocks_match_results():
         for m in readme_numbers.BLOCK.finditer(p.read_text())
     }
     assert {"results-quick", "results-rcs", "results-nmnist"} <= names
-    assert {"bench-neurons", "bench-train", "bench-anytime", "bench-anytime-stream"} <= names
+    assert {
+        "bench-neurons",
+        "bench-pooling",
+        "bench-train",
+        "bench-anytime",
+        "bench-anytime-stream",
+    } <= names
 
 
 def copy_of_the_repo(root: Path) -> Path:

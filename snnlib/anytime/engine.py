@@ -26,7 +26,8 @@ exited sample's place goes to the next waiting sample, restarted in place from a
 (continuous batching: every layer state's ``restart``), so samples at different steps share
 each call; each still runs exactly its own steps. Top-K compares each row's gap with its
 own ``β_t`` in one call; other rules are asked once per distinct step in the batch. Once
-nobody waits, ``tail`` lets the last few samples finish in multi-step calls.
+nobody waits, ``tail`` lets the last few samples run several steps per call (about ``tail``
+sample-steps each), which saves network calls for a little extra work.
 
 The network is anything :class:`~snnlib.anytime.adapters.Steppable` (see
 :mod:`snnlib.anytime.adapters`);
@@ -156,6 +157,13 @@ class _Exits:
         )
 
 
+def _call_steps(chunk: int, tail: int, n: int) -> int:
+    """Steps of the next call for ``n`` live samples: ``chunk``, or once fewer than ``tail`` are
+    live, enough steps for about ``tail`` sample-steps (``ceil(tail / n)``), so that a few
+    stragglers do not pay the network's fixed per-call cost at every step."""
+    return max(chunk, -(-tail // n)) if n < tail else chunk
+
+
 def _scan(rule, o: Tensor, acc: Tensor | None, t0: int, t_max: int):
     """Accumulate the outputs ``o`` ``[k, n, K]`` of steps ``t0+1 .. t0+k`` onto ``acc``
     (``Y(t0)`` in the cumsum accumulator dtype; ``None`` before the first step) and find each
@@ -199,9 +207,10 @@ def run_anytime(
     ``num_samples``). ``rule``: any stopping rule of :mod:`snnlib.cutoff` (Top-K with β
     calibrated offline); every sample still running at ``t_max`` exits there.
     ``chunk``: steps per network call (1 = step mode).
-    ``tail``: once at most ``tail`` samples are live, run all remaining steps in one call; a
-    few stragglers otherwise pay the network's fixed per-call cost at every step. Neither
-    ``chunk`` nor ``tail`` changes predictions or exits.
+    ``tail``: once fewer than ``tail`` samples are live, each call runs ``ceil(tail / n_live)``
+    steps (at least ``chunk``), about ``tail`` sample-steps; a few stragglers otherwise pay
+    the network's fixed per-call cost at every step. Neither ``chunk`` nor ``tail`` changes
+    predictions or exits.
     """
     _check_rule(rule)
     chunk = checks.integer("chunk", chunk, low=1)
@@ -216,7 +225,7 @@ def run_anytime(
     t, sizes, ks = 0, [], []
     while t < t_max:
         n = live.numel()
-        k = t_max - t if n <= tail else min(chunk, t_max - t)
+        k = min(_call_steps(chunk, tail, n), t_max - t)
         o = call_steps(adapter, inputs, t, k, live, n == n_all)
         _check_outputs(o, k, n)
         if acc is None:
@@ -341,10 +350,11 @@ def stream_anytime(
     and exits equal :func:`run_anytime`'s and the offline ones.
 
     ``x``: static ``[N, ...]`` (needs ``t_max``) or, with ``sequence=True``, ``[T, N, ...]``.
-    The adapter must offer ``restart`` (snnlib models). ``tail``: once nobody waits and at
-    most ``tail`` samples are live, the stragglers run in multi-step calls up to ``t_max``
-    (the most advanced one's remaining steps per call, exits still found at their own step)
-    instead of paying the network's fixed per-call cost at every step; 0 turns it off.
+    The adapter must offer ``restart`` (snnlib models). ``tail``: once nobody waits and fewer
+    than ``tail`` samples are live, each call runs ``ceil(tail / n_live)`` steps (no further
+    than the most advanced sample's ``t_max``; exits still found at each sample's own step)
+    instead of every straggler paying the network's fixed per-call cost at every step; 0
+    turns it off.
     ``batch_sizes`` and ``call_steps`` of the result are the live batch and the steps of
     every call; ``sample_steps`` counts the steps actually run.
     """
@@ -362,8 +372,7 @@ def stream_anytime(
     sizes, ks = [], []
     while s.live.numel():
         n = s.live.numel()
-        # stragglers: every remaining step of the most advanced one in one call
-        k = t_max + 1 - int(s.t.max()) if s.waiting == n_all and n <= tail else 1
+        k = 1 if s.waiting < n_all else min(_call_steps(1, tail, n), t_max + 1 - int(s.t.max()))
         o = call_window(adapter, s.window(k))
         _check_outputs(o, k, n)
         if s.acc is None:

@@ -7,6 +7,7 @@ Each table is a block (:mod:`snnlib.study.readme_numbers`) named after its file 
   the reference loop), with the one-thread and glibc-default speed-ups of
   ``neurons_1thread.json`` and ``neurons_glibc_defaults.json`` where they exist;
 * ``bench-train``: ``train_step.json`` (one training step against the SpikingJelly-built twin);
+* ``bench-pooling``: ``pooling.json`` (the strided-view average pool against ``F.avg_pool2d``);
 * ``bench-anytime`` and ``bench-anytime-stream``: ``anytime.json`` (the engine in step mode on one
   batch, and streaming the whole split, against ``T_max`` and the matched fixed T).
 
@@ -120,6 +121,24 @@ def train_table(data: dict) -> str:
         f"{data['method']['repeats']} interleaved rounds.\n\n"
         f"{_markdown(rows)}\n\nProfiled: {'; '.join(profiles)}."
     )
+
+
+def pool_table(data: dict) -> str:
+    """The strided-view average pool against ``F.avg_pool2d`` per shape and thread count."""
+    rows = []
+    for r in data["results"]:
+        fwd, both = r["forward"], r["forward_backward"]
+        rows.append(
+            {
+                "pool": r["what"],
+                "threads": r["threads"],
+                "F.avg_pool2d (ms)": f"{fwd['torch_ms']:.2f}",
+                "snnlib (ms)": f"{fwd['snnlib_ms']:.2f}",
+                "forward speed-up": _x(fwd["speedup"]),
+                "forward + backward speed-up": _x(both["speedup"]),
+            }
+        )
+    return f"{measured_on(data)}\n\n{_markdown(rows)}"
 
 
 def _models(data: dict) -> dict[str, dict]:
@@ -249,6 +268,8 @@ def blocks(bench: Path) -> dict[str, str]:
         )
     if (train := _read(bench, "train_step")) is not None:
         out["bench-train"] = train_table(train)
+    if (pooling := _read(bench, "pooling")) is not None:
+        out["bench-pooling"] = pool_table(pooling)
     if (anytime := _read(bench, "anytime")) is not None:
         out["bench-anytime"] = anytime_step_table(anytime)
         if anytime.get("stream"):
