@@ -10,7 +10,7 @@ test batch of ``--batch`` samples with ``T_max`` = the run's ``T``:
 
 * ``full``: the model's multi-step call on ``[T_max, B, ...]`` (what the offline evaluation
   runs) and ``stepped-full``: the engine with ``FixedT(T_max)``; the faster is the baseline;
-* the engine in step mode, step mode with ``tail=8`` and chunked mode, for Top-K at the
+* the engine in step mode, step mode with ``tail=16`` and chunked mode, for Top-K at the
   run's chosen ε (``metrics.json`` ``topk_betas``) and a few other rules; each result is
   checked against the offline exits (``matches_offline``).
 
@@ -370,7 +370,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=REPO / "results" / "quick" / "runs")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--chunks", type=int, nargs="*", default=[2])
-    parser.add_argument("--tail", type=int, default=8, help="engine tail= for the tail mode")
+    parser.add_argument("--tail", type=int, default=16, help="engine tail= for the tail mode")
     parser.add_argument(
         "--stream-batch",
         type=int,
@@ -381,7 +381,7 @@ def main() -> None:
         "--stream-tails",
         type=int,
         nargs="+",
-        default=[0, 8, 16],
+        default=[0, 16, 32],
         help="stream_anytime tail= values to time (0: every step its own call)",
     )
     parser.add_argument("--repeats", type=int, default=15)

@@ -295,6 +295,8 @@ class _Stream:
         self.t = torch.ones_like(self.live)
         self.acc: Tensor | None = None
         self.x = None if inputs.sequence else inputs.x.index_select(0, self.live)
+        # a sequence [T, N, ...] as [T·N, ...]: a step's rows gathered with index_select
+        self.frames = inputs.x.flatten(0, 1) if inputs.sequence else None
         adapter.reset(self.waiting)
 
     def window(self, k: int) -> Tensor:
@@ -302,7 +304,8 @@ class _Stream:
         if self.x is not None:
             return self.x.unsqueeze(0).expand(k, *self.x.shape)
         steps = self.t.unsqueeze(0) - 1 + torch.arange(k, device=self.t.device).unsqueeze(1)
-        return self.inputs.x[steps, self.live.unsqueeze(0)]  # [k, n, ...]
+        rows = (steps * self.inputs.n + self.live.unsqueeze(0)).flatten()  # [k·n] in [T·N]
+        return self.frames.index_select(0, rows).unflatten(0, (k, self.live.numel()))
 
     def refill(self, fire: Tensor) -> None:
         """The places of the samples that fired go to the next waiting samples, restarted

@@ -334,7 +334,8 @@ def _fast_threshold(threshold: Tensor | float, x: Tensor, dtype: torch.dtype) ->
         return torch.tensor(float(threshold), dtype=dtype, device=x.device)
     if threshold.requires_grad or (threshold.dim() and threshold.dtype != dtype):
         return None
-    if torch.broadcast_shapes(threshold.shape, x.shape[1:]) != x.shape[1:]:
+    # (a 0-d threshold always fits; the check costs tens of microseconds per call)
+    if threshold.dim() and torch.broadcast_shapes(threshold.shape, x.shape[1:]) != x.shape[1:]:
         return None
     thr = threshold.to(device=x.device, dtype=dtype)
     return thr.reshape(()) if thr.numel() == 1 else thr  # one value: the scalar path

@@ -214,7 +214,7 @@ def _read(bench: Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def ledger_rows(profile_dir: Path, profile: str, tail: int = 8) -> list[dict]:
+def ledger_rows(profile_dir: Path, profile: str, tail: int = 16) -> list[dict]:
     """One ledger row per run of ``profile_dir`` that ``results/bench/anytime.json`` timed
     streaming the whole split with ``tail``: the measured wall-time speed-up of Top-K against
     the multi-step call at the matched fixed T, beside its ideal, per thread count."""
