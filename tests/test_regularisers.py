@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from snnlib.neurons import LIF, Collector, LIFParams, lif_multistep
+from snnlib.neurons import LIF, Collector, LIFParams, fast_lif, lif_multistep
 from snnlib.qcfs import QCFS
 from snnlib.regularisers import RCS, aggregate, correct_mask, rcs_ann, rcs_snn, window
 
@@ -129,3 +129,29 @@ def test_bad_parameters(kwargs, allowed):
 def test_empty_collector_is_an_error():
     with pytest.raises(ValueError, match="no spiking or QCFS"):
         RCS().value(Collector(), torch.zeros(2, 1, 2), torch.tensor([0]))
+
+
+@pytest.mark.parametrize("threshold", [torch.tensor(0.7), 1.3, torch.tensor([[0.9]])])
+@pytest.mark.parametrize("shape", [(8, 5, 3, 6, 6), (4, 3, 200), (1, 2, 7)])
+def test_fused_rcs_passes_equal_the_pytorch_operations(monkeypatch, threshold, shape):
+    """The C++ passes give R and the gradients of spikes and membrane bit for bit (also for a
+    membrane with -0.0, NaN-free ties at zero and values that underflow when divided)."""
+    if fast_lif.cpp_kernel() is None:
+        pytest.skip("no C++ kernel on this machine")
+    torch.manual_seed(0)
+    spikes = (torch.rand(shape) < 0.3).float()
+    membrane = torch.randn(shape) * 0.5
+    membrane.view(-1)[:4] = torch.tensor([-0.0, 0.0, 1e-45, -1e-45])
+    grad = torch.randn(shape[1])
+
+    def run():
+        s, m = spikes.clone().requires_grad_(), membrane.clone().requires_grad_()
+        value = rcs_snn(s, m, threshold)
+        value.backward(grad)
+        return value.detach(), s.grad, m.grad
+
+    fused = run()
+    monkeypatch.setattr(fast_lif, "cpp_kernel", lambda: None)
+    plain = run()
+    for a, b in zip(fused, plain, strict=True):
+        assert torch.equal(a, b) and torch.equal(torch.signbit(a), torch.signbit(b))

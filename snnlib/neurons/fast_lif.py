@@ -172,12 +172,24 @@ def _kernel() -> tuple[ctypes.CDLL | None, str]:
     lib.snn_lif_backward.argtypes = [p, p, p, p, i64, p, i64, i64, p, p, i64, i64]
     lib.snn_lif_backward.argtypes += [f32] * 5 + [i32, i32]
     lib.snn_lif_forward.restype = lib.snn_lif_backward.restype = i32
+    lib.snn_rcs_response.argtypes = [p, p, p, i64, f32, i32]
+    lib.snn_rcs_products.argtypes = [p] * 4 + [i64] * 3 + [i32]
+    lib.snn_rcs_backward.argtypes = [p] * 7 + [i64] * 3 + [f32, i32]
+    for name in ("snn_rcs_response", "snn_rcs_products", "snn_rcs_backward"):
+        getattr(lib, name).restype = None
     return lib, ""
 
 
 def cpp_available() -> bool:
     """Whether the C++ kernel is built and loaded (builds it on first call)."""
     return _kernel()[0] is not None
+
+
+def cpp_kernel() -> ctypes.CDLL | None:
+    """The loaded C++ kernel library (built on first call), or ``None`` where it is unavailable
+    or ``SNNLIB_FAST_LIF=torch`` asks for the pure-PyTorch paths; its RCS passes are used by
+    :func:`snnlib.regularisers.rcs_snn`."""
+    return None if FORCE_TORCH else _kernel()[0]
 
 
 def _ptr(t: Tensor | None) -> int | None:

@@ -1,4 +1,5 @@
-// Fused multi-step LIF/IF kernels for float32 on CPU: forward, and backward by recomputation.
+// Fused multi-step LIF/IF kernels for float32 on CPU: forward, and backward by recomputation;
+// and the elementwise passes of the RCS regulariser on a LIF layer's spikes and membranes.
 //
 // Built on first use by snnlib/fast_lif.py with a plain `c++ -O3 -march=native -fopenmp
 // -ffp-contract=off -shared` and called through ctypes: no torch headers and no ninja, so a
@@ -284,6 +285,63 @@ int snn_lif_backward(const float* x, const float* v0, const float* thr_n, const 
     }
   }
   return status;
+}
+
+// The elementwise passes of the RCS regulariser on one LIF layer (snnlib/regularisers.py,
+// rcs_snn), fused: rows are the T*B (step, sample) pairs of F features, the threshold is one
+// value. Each expression repeats the PyTorch operations it replaces, in their order:
+//   response:  r = s + relu(m / thr)              (relu keeps a NaN, as clamp_min does)
+//   products:  p = r * ref[b],  q = r * r         (ref: the sample's reference response)
+//   backward:  g_r = (g_q * r + g_q * r) + g_p * ref[b]   (autograd's accumulation order)
+//              g_m = (relu(m / thr) <= 0 ? 0 : g_r) / thr  (threshold_backward, then div)
+// with g_p, g_q the gradients of the row sums of p and q (one value per row).
+void snn_rcs_response(const float* s, const float* m, float* r, int64_t n, float thr,
+                      int nthreads) {
+  const int nt = threads_for(n, nthreads);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t i = 0; i < n; ++i) {
+    const float a = m[i] / thr;
+    r[i] = s[i] + (a < 0.f ? 0.f : a);
+  }
+}
+
+void snn_rcs_products(const float* r, const float* ref, float* p, float* q, int64_t T,
+                      int64_t B, int64_t F, int nthreads) {
+  const int nt = threads_for(T * B * F, nthreads);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t row = 0; row < T * B; ++row) {
+    const float* rr = r + row * F;
+    const float* rf = ref + (row % B) * F;
+    float* pr = p + row * F;
+    float* qr = q + row * F;
+    for (int64_t f = 0; f < F; ++f) {
+      pr[f] = rr[f] * rf[f];
+      qr[f] = rr[f] * rr[f];
+    }
+  }
+}
+
+void snn_rcs_backward(const float* r, const float* m, const float* ref, const float* g_p,
+                      const float* g_q, float* g_r, float* g_m, int64_t T, int64_t B, int64_t F,
+                      float thr, int nthreads) {
+  const int nt = threads_for(T * B * F, nthreads);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t row = 0; row < T * B; ++row) {
+    const float gp = g_p[row], gq = g_q[row];
+    const float* rr = r + row * F;
+    const float* mr = m + row * F;
+    const float* rf = ref + (row % B) * F;
+    float* grr = g_r + row * F;
+    float* gmr = g_m + row * F;
+    for (int64_t f = 0; f < F; ++f) {
+      const float a = gq * rr[f];
+      const float g = (a + a) + gp * rf[f];
+      const float z = mr[f] / thr;
+      const float relu = z < 0.f ? 0.f : z;
+      grr[f] = g;
+      gmr[f] = (relu <= 0.f ? 0.f : g) / thr;
+    }
+  }
 }
 
 }  // extern "C"
