@@ -70,12 +70,14 @@ def rcs_snn(spikes: Tensor, membrane: Tensor, threshold: Tensor | float, rho: fl
 
 def _fusable_threshold(spikes: Tensor, membrane: Tensor, threshold) -> float | None:
     """The threshold as one float where the fused passes apply, else ``None``."""
+    cpu32 = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (spikes, membrane))
+    if not cpu32 or fast_lif.cpp_kernel() is None:
+        return None
     if isinstance(threshold, Tensor):
-        if threshold.numel() != 1 or threshold.requires_grad:
+        if threshold.numel() != 1 or threshold.requires_grad or threshold.device.type != "cpu":
             return None
         threshold = threshold.item()
-    cpu32 = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (spikes, membrane))
-    return float(threshold) if cpu32 and fast_lif.cpp_kernel() is not None else None
+    return float(threshold)
 
 
 class _FusedParts(torch.autograd.Function):
