@@ -85,7 +85,8 @@ class _FusedParts(torch.autograd.Function):
     pass fused in the C++ kernel in the PyTorch operations' order (the sums are
     ``torch.sum`` on the same products), so the values and the gradients of ``s`` and ``m``
     equal the unfused ones bit for bit (``tests/test_regularisers.py``); ``ref`` is detached.
-    Two passes forward instead of five, one backward instead of about eight."""
+    ``r`` is not stored: one pass forward (and one over the reference window) instead of five,
+    one backward instead of about eight, each recomputing ``r`` from ``s`` and ``m``."""
 
     @staticmethod
     def forward(ctx, spikes: Tensor, membrane: Tensor, thr: float, k: int):
@@ -93,15 +94,18 @@ class _FusedParts(torch.autograd.Function):
         T, B = spikes.shape[:2]
         s = spikes.detach().reshape(T, B, -1).contiguous()
         m = membrane.detach().reshape(T, B, -1).contiguous()
-        r = torch.empty_like(s)
-        lib.snn_rcs_response(s.data_ptr(), m.data_ptr(), r.data_ptr(), r.numel(), thr, threads)
-        ref = r[-k:].mean(0)  # [B, F]
-        p, q = torch.empty_like(r), torch.empty_like(r)
-        F = r.shape[2]
-        lib.snn_rcs_products(
-            r.data_ptr(), ref.data_ptr(), p.data_ptr(), q.data_ptr(), T, B, F, threads
+        F = s.shape[2]
+        last = torch.empty_like(s[-k:])  # r of the reference window only
+        lib.snn_rcs_response(
+            s[-k:].data_ptr(), m[-k:].data_ptr(), last.data_ptr(), last.numel(), thr, threads
         )
-        ctx.save_for_backward(r, m, ref)
+        ref = last.mean(0)  # [B, F]
+        p, q = torch.empty_like(s), torch.empty_like(s)
+        lib.snn_rcs_products(
+            s.data_ptr(), m.data_ptr(), ref.data_ptr(), p.data_ptr(), q.data_ptr(), T, B, F, thr,
+            threads,
+        )  # fmt: skip
+        ctx.save_for_backward(s, m, ref)
         ctx.thr, ctx.shapes = thr, (spikes.shape, membrane.shape)
         ctx.mark_non_differentiable(ref)
         return p.sum(-1), q.sum(-1), ref
@@ -109,13 +113,13 @@ class _FusedParts(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_dot: Tensor | None, g_sq: Tensor | None, _):
-        r, m, ref = ctx.saved_tensors
-        T, B, F = r.shape
-        g_dot = r.new_zeros(T, B) if g_dot is None else g_dot.contiguous()
-        g_sq = r.new_zeros(T, B) if g_sq is None else g_sq.contiguous()
-        g_r, g_m = torch.empty_like(r), torch.empty_like(m)
+        s, m, ref = ctx.saved_tensors
+        T, B, F = s.shape
+        g_dot = s.new_zeros(T, B) if g_dot is None else g_dot.contiguous()
+        g_sq = s.new_zeros(T, B) if g_sq is None else g_sq.contiguous()
+        g_r, g_m = torch.empty_like(s), torch.empty_like(m)
         fast_lif.cpp_kernel().snn_rcs_backward(
-            r.data_ptr(), m.data_ptr(), ref.data_ptr(), g_dot.data_ptr(), g_sq.data_ptr(),
+            s.data_ptr(), m.data_ptr(), ref.data_ptr(), g_dot.data_ptr(), g_sq.data_ptr(),
             g_r.data_ptr(), g_m.data_ptr(), T, B, F, ctx.thr, torch.get_num_threads(),
         )  # fmt: skip
         spikes_shape, membrane_shape = ctx.shapes

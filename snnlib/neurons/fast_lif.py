@@ -173,7 +173,7 @@ def _kernel() -> tuple[ctypes.CDLL | None, str]:
     lib.snn_lif_backward.argtypes += [f32] * 5 + [i32, i32]
     lib.snn_lif_forward.restype = lib.snn_lif_backward.restype = i32
     lib.snn_rcs_response.argtypes = [p, p, p, i64, f32, i32]
-    lib.snn_rcs_products.argtypes = [p] * 4 + [i64] * 3 + [i32]
+    lib.snn_rcs_products.argtypes = [p] * 5 + [i64] * 3 + [f32, i32]
     lib.snn_rcs_backward.argtypes = [p] * 7 + [i64] * 3 + [f32, i32]
     for name in ("snn_rcs_response", "snn_rcs_products", "snn_rcs_backward"):
         getattr(lib, name).restype = None

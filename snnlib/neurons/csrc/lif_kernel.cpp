@@ -294,50 +294,54 @@ int snn_lif_backward(const float* x, const float* v0, const float* thr_n, const 
 //   products:  p = r * ref[b],  q = r * r         (ref: the sample's reference response)
 //   backward:  g_r = (g_q * r + g_q * r) + g_p * ref[b]   (autograd's accumulation order)
 //              g_m = (relu(m / thr) <= 0 ? 0 : g_r) / thr  (threshold_backward, then div)
-// with g_p, g_q the gradients of the row sums of p and q (one value per row).
+// with g_p, g_q the gradients of the row sums of p and q (one value per row). The products
+// and the backward recompute r from s and m rather than storing it.
+static inline float relu_div(float m, float thr) {
+  const float a = m / thr;
+  return a < 0.f ? 0.f : a;
+}
+
 void snn_rcs_response(const float* s, const float* m, float* r, int64_t n, float thr,
                       int nthreads) {
   const int nt = threads_for(n, nthreads);
 #pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t i = 0; i < n; ++i) {
-    const float a = m[i] / thr;
-    r[i] = s[i] + (a < 0.f ? 0.f : a);
-  }
+  for (int64_t i = 0; i < n; ++i) r[i] = s[i] + relu_div(m[i], thr);
 }
 
-void snn_rcs_products(const float* r, const float* ref, float* p, float* q, int64_t T,
-                      int64_t B, int64_t F, int nthreads) {
+void snn_rcs_products(const float* s, const float* m, const float* ref, float* p, float* q,
+                      int64_t T, int64_t B, int64_t F, float thr, int nthreads) {
   const int nt = threads_for(T * B * F, nthreads);
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t row = 0; row < T * B; ++row) {
-    const float* rr = r + row * F;
+    const float* sr = s + row * F;
+    const float* mr = m + row * F;
     const float* rf = ref + (row % B) * F;
     float* pr = p + row * F;
     float* qr = q + row * F;
     for (int64_t f = 0; f < F; ++f) {
-      pr[f] = rr[f] * rf[f];
-      qr[f] = rr[f] * rr[f];
+      const float r = sr[f] + relu_div(mr[f], thr);
+      pr[f] = r * rf[f];
+      qr[f] = r * r;
     }
   }
 }
 
-void snn_rcs_backward(const float* r, const float* m, const float* ref, const float* g_p,
+void snn_rcs_backward(const float* s, const float* m, const float* ref, const float* g_p,
                       const float* g_q, float* g_r, float* g_m, int64_t T, int64_t B, int64_t F,
                       float thr, int nthreads) {
   const int nt = threads_for(T * B * F, nthreads);
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t row = 0; row < T * B; ++row) {
     const float gp = g_p[row], gq = g_q[row];
-    const float* rr = r + row * F;
+    const float* sr = s + row * F;
     const float* mr = m + row * F;
     const float* rf = ref + (row % B) * F;
     float* grr = g_r + row * F;
     float* gmr = g_m + row * F;
     for (int64_t f = 0; f < F; ++f) {
-      const float a = gq * rr[f];
+      const float relu = relu_div(mr[f], thr);
+      const float a = gq * (sr[f] + relu);
       const float g = (a + a) + gp * rf[f];
-      const float z = mr[f] / thr;
-      const float relu = z < 0.f ? 0.f : z;
       grr[f] = g;
       gmr[f] = (relu <= 0.f ? 0.f : g) / thr;
     }
