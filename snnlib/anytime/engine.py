@@ -295,7 +295,8 @@ class _Stream:
         self.t = torch.ones_like(self.live)
         self.acc: Tensor | None = None
         self.x = None if inputs.sequence else inputs.x.index_select(0, self.live)
-        # a sequence [T, N, ...] as [T·N, ...]: a step's rows gathered with index_select
+        # a sequence [T, N, ...] as [T·N, ...] (a view; a copy once if x is not contiguous):
+        # the rows of the live samples' steps are gathered with index_select
         self.frames = inputs.x.flatten(0, 1) if inputs.sequence else None
         adapter.reset(self.waiting)
 
