@@ -117,13 +117,15 @@ class _FusedParts(torch.autograd.Function):
         T, B, F = s.shape
         g_dot = s.new_zeros(T, B) if g_dot is None else g_dot.contiguous()
         g_sq = s.new_zeros(T, B) if g_sq is None else g_sq.contiguous()
-        g_r, g_m = torch.empty_like(s), torch.empty_like(m)
+        spikes_shape, membrane_shape = ctx.shapes
+        # in the inputs' shapes, not views: autograd may then add the spikes' other gradient
+        # (from the next layer) into g_r in place
+        g_r, g_m = s.new_empty(spikes_shape), m.new_empty(membrane_shape)
         fast_lif.cpp_kernel().snn_rcs_backward(
             s.data_ptr(), m.data_ptr(), ref.data_ptr(), g_dot.data_ptr(), g_sq.data_ptr(),
             g_r.data_ptr(), g_m.data_ptr(), T, B, F, ctx.thr, torch.get_num_threads(),
         )  # fmt: skip
-        spikes_shape, membrane_shape = ctx.shapes
-        return g_r.view(spikes_shape), g_m.view(membrane_shape), None, None
+        return g_r, g_m, None, None
 
 
 def rcs_ann(preactivation: Tensor) -> Tensor:
